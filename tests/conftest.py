@@ -1,0 +1,51 @@
+"""Plain-Python tier: the addons' ``services`` packages, loaded without Odoo, against the real Redis."""
+
+import importlib.util
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ADDONS = Path(__file__).resolve().parent.parent / "addons"
+
+
+def load_services(addon):
+    """Import ``addons/<addon>/services`` as the top-level package ``<addon>_services``.
+
+    Loading the package by path keeps the addon's ``__init__`` (which needs Odoo) out of the plain tier.
+    """
+    name = f"{addon}_services"
+    if name in sys.modules:
+        return sys.modules[name]
+    init = ADDONS / addon / "services" / "__init__.py"
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    spec.loader.exec_module(package)
+    return package
+
+
+@pytest.fixture(scope="session")
+def services():
+    return load_services("mcp_integrator")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    return os.environ.get("MCP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def namespace(redis_url):
+    """A namespace of its own per test, removed afterwards (tests never touch other keys)."""
+    import redis
+
+    ns = f"test-{uuid.uuid4().hex[:12]}"
+    yield ns
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
