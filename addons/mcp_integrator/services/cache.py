@@ -145,7 +145,9 @@ class CacheStats:
         """Counters gathered since the last drain, as plain dicts; they restart from zero."""
         with self._lock:
             counts, self._counts = self._counts, defaultdict(lambda: [0, 0, 0, 0.0])
-        return {group: dict(zip(self.NAMES, values, strict=True)) for group, values in counts.items()}
+        return {
+            group: dict(zip(self.NAMES, values, strict=True)) for group, values in counts.items()
+        }
 
 
 class Circuit:
@@ -243,8 +245,10 @@ class Cache:
             self.circuit.success()
         return result
 
-    def _lookup(self, key, ttl_class):
+    def _lookup(self, key, ttl_class, count_miss=True):
         """(hit, value, stamp); stamp is None when Redis could not answer.
+
+        ``count_miss=False`` for the re-reads of one get_or_compute, which is one miss at most.
 
         The hot path of every cached read: one MGET, no closures, no extra lookups.
         """
@@ -270,14 +274,17 @@ class Cache:
             head, _, body = stored.partition(b"\n")
             self.stats.hit(key, float(head[len(stamp) + 1 :]))
             return True, json.loads(body), None
-        self.stats.add(key.account_id, key.module, 1)
+        if count_miss:
+            self.stats.add(key.account_id, key.module, 1)
         return False, None, stamp
 
     def _store(self, key, value, ttl_class, stamp, compute_ms):
         ttl_ms = self.settings.ttl(ttl_class) * 1000
-        payload = stamp + f" {compute_ms:.1f}\n".encode() + json.dumps(
-            value, separators=(",", ":"), ensure_ascii=False
-        ).encode()
+        payload = (
+            stamp
+            + f" {compute_ms:.1f}\n".encode()
+            + json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        )
         self._call(
             key.account_id, key.module, lambda: self.client.set(key.redis_key, payload, px=ttl_ms)
         )
@@ -317,7 +324,7 @@ class Cache:
             )
             if acquired:
                 try:
-                    hit, value, stamp = self._lookup(key, ttl_class)
+                    hit, value, stamp = self._lookup(key, ttl_class, count_miss=False)
                     if hit:
                         return value
                     return self._compute_and_store(key, compute, ttl_class, stamp)
@@ -328,7 +335,7 @@ class Cache:
                         lambda: self._release(keys=(lock_key,), args=(token,)),
                     )
             time.sleep(LOCK_POLL)
-            hit, value, stamp = self._lookup(key, ttl_class)
+            hit, value, stamp = self._lookup(key, ttl_class, count_miss=False)
             if hit:
                 return value
             if stamp is None or time.monotonic() > deadline:

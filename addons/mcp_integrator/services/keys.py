@@ -32,7 +32,9 @@ class InvalidKeyPart(ValueError):
 
 def check_identifier(kind, value):
     if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
-        raise InvalidKeyPart(f"invalid cache key {kind} {value!r}: use 1-64 characters of [a-z0-9_.-]")
+        raise InvalidKeyPart(
+            f"invalid cache key {kind} {value!r}: use 1-64 characters of [a-z0-9_.-]"
+        )
     return value
 
 
