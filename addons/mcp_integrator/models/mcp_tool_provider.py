@@ -1,0 +1,37 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from odoo import api, models
+
+
+class McpToolProvider(models.AbstractModel):
+    """The hook through which ``mcp.integrator.call_tool`` reaches tools.
+
+    Connector addons add providers by inheriting this model into their own models
+    (``_inherit = ["mcp.server", "mcp.tool.provider"]`` or a new AbstractModel) and overriding
+    both methods. The integrator asks the providers in model-name order and calls the first
+    one that claims the tool; a provider must only claim tools it can actually run.
+
+    Providers signal failures with the error classes of ``services/tool_calls.py``:
+    ``TransientToolError`` (retried), ``PermanentToolError``, ``ToolNotFound``, ``ToolRefused``.
+    """
+
+    _name = "mcp.tool.provider"
+    _description = "MCP Tool Provider"
+
+    @api.model
+    def _mcp_provides(self, tenant, tool_name):
+        """Whether this provider runs ``tool_name`` for ``tenant`` (an mcp.tenant record)."""
+        return False
+
+    @api.model
+    def _mcp_call_tool(self, tenant, tool_name, arguments):
+        """Run the tool and return a JSON-serialisable result."""
+        raise NotImplementedError(f"{self._name} claims {tool_name!r} but does not run it")
+
+    @api.model
+    def _mcp_provider_models(self):
+        """Names of the models that implement this hook, this abstract model excluded."""
+        return sorted(
+            name
+            for name in self.env.registry.descendants([self._name], "_inherit")
+            if name != self._name
+        )
