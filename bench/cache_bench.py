@@ -5,7 +5,8 @@ Figures (one ``name=value`` per line):
 - 32 threads missing one cold key: how many computations ran;
 - invalidating one resource type among 200 000 keys: median milliseconds;
 - per-call overhead with Redis down and the circuit open, vs calling the computation directly.
-Targets: hit <= 1.5x raw GET; exactly 1 computation; invalidation <= 5 ms; <= 1 ms overhead when down.
+Targets: hit <= 1.5x raw GET; exactly 1 computation; invalidation <= 5 ms; <= 1 ms overhead with
+Redis down.
 The last line is ``cache_hit_over_raw_get=<ratio>`` (the worse of the two payload sizes).
 """
 
@@ -22,10 +23,10 @@ from pathlib import Path
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import load_services  # noqa: E402
+from conftest import load_services
 
 load_services("mcp_integrator")
-from mcp_integrator_services import cache as cache_service  # noqa: E402
+from mcp_integrator_services import cache as cache_service
 
 REDIS_URL = os.environ.get("MCP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SAMPLES = int(os.environ.get("MCP_BENCH_SAMPLES", "5000"))
@@ -143,7 +144,9 @@ def redis_down_overhead():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    settings = cache_service.CacheSettings(url=f"redis://127.0.0.1:{closed_port}/0", namespace="down")
+    settings = cache_service.CacheSettings(
+        url=f"redis://127.0.0.1:{closed_port}/0", namespace="down"
+    )
     cache = cache_service.Cache(settings)
     key = cache.key(3, "orders", "order", "SO001", "status")
 

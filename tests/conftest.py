@@ -1,4 +1,4 @@
-"""Plain-Python tier: the addons' ``services`` packages, loaded without Odoo, against the real Redis."""
+"""Plain-Python tier: the addons' ``services`` packages, loaded without Odoo, on the real Redis."""
 
 import importlib.util
 import os
@@ -14,13 +14,16 @@ ADDONS = Path(__file__).resolve().parent.parent / "addons"
 def load_services(addon):
     """Import ``addons/<addon>/services`` as the top-level package ``<addon>_services``.
 
-    Loading the package by path keeps the addon's ``__init__`` (which needs Odoo) out of the plain tier.
+    Loading the package by path keeps the addon's ``__init__`` (which needs Odoo) out of the
+    plain tier.
     """
     name = f"{addon}_services"
     if name in sys.modules:
         return sys.modules[name]
     init = ADDONS / addon / "services" / "__init__.py"
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
+    spec = importlib.util.spec_from_file_location(
+        name, init, submodule_search_locations=[str(init.parent)]
+    )
     package = importlib.util.module_from_spec(spec)
     sys.modules[name] = package
     spec.loader.exec_module(package)

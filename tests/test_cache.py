@@ -92,7 +92,9 @@ def test_values_that_are_not_json_are_refused_and_not_stored(cache):
     assert cache.get(key) == (False, None)
 
 
-@pytest.mark.parametrize(("ttl_class", "seconds"), [("transient", 600), ("session", 43200), ("config", 259200)])
+@pytest.mark.parametrize(
+    ("ttl_class", "seconds"), [("transient", 600), ("session", 43200), ("config", 259200)]
+)
 def test_each_ttl_class_sets_its_expiry(cache, raw, ttl_class, seconds):
     key = cache.key(1, "rules", "rule", ttl_class, "details")
     cache.set(key, 1, ttl_class=ttl_class)
@@ -144,7 +146,10 @@ def hits(cache, populated):
     [
         ({}, lambda n: n[0] == 1),
         ({"module": "products"}, lambda n: n[:2] == (1, "products")),
-        ({"module": "products", "resource_type": "item"}, lambda n: n[:3] == (1, "products", "item")),
+        (
+            {"module": "products", "resource_type": "item"},
+            lambda n: n[:3] == (1, "products", "item"),
+        ),
         (
             {"module": "products", "resource_type": "item", "resource_id": 10},
             lambda n: n == (1, "products", "item", 10),

@@ -192,7 +192,7 @@ class Circuit:
 
 class Cache:
     def __init__(self, settings):
-        import redis  # noqa: PLC0415 - only the processes that use the cache pay for the import
+        import redis
 
         self.settings = settings
         self.namespace = settings.namespace
@@ -202,7 +202,7 @@ class Cache:
         self.circuit = Circuit(settings.circuit_cooldown, self.label)
         self.stats = CacheStats()
         self._errors = (redis.RedisError, OSError)
-        # sessions slide their expiry on every hit; other classes keep the TTL they were written with
+        # sessions slide their expiry on every hit; the other classes keep their written TTL
         self._slide_ms = {name: 0 for name in TTL_BOUNDS}
         self._slide_ms["session"] = settings.ttl_session * 1000
         self._bump = self.client.register_script(BUMP_SCRIPT)
@@ -231,7 +231,7 @@ class Cache:
 
     # guarded calls ---------------------------------------------------------------------------
     def _call(self, account_id, module, operation, fallback=None):
-        """Run one Redis operation; on failure or open circuit count an error and return fallback."""
+        """Run one Redis operation; on failure or open circuit, count an error, return fallback."""
         if not self.circuit.allow():
             self.stats.add(account_id, module, 2)
             return fallback
@@ -352,7 +352,7 @@ class Cache:
         self._call(key.account_id, key.module, lambda: self.client.delete(key.redis_key))
 
     def invalidate(self, account_id, module=None, resource_type=None, resource_id=None):
-        """Make every cached value of a tenant, module, resource type or resource a miss, in O(1)."""
+        """Make every cached value of a tenant, module, type or resource a miss, in O(1)."""
         if resource_type is not None and module is None:
             raise InvalidKeyPart("invalidating a resource type needs its module")
         if resource_id is not None and resource_type is None:
@@ -447,7 +447,7 @@ SHARED_LIMIT = 8
 
 def shared_cache(settings):
     """This process's Cache for ``settings``; a new one after fork or when the settings change."""
-    global _shared_pid  # noqa: PLW0603 - the cache table is per process by design
+    global _shared_pid
     with _shared_lock:
         if _shared_pid != os.getpid():
             _shared.clear()

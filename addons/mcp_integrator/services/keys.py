@@ -3,13 +3,13 @@
 Every key goes through :func:`build_key`, so no input can make two different requests share a key or
 reach another tenant's keys:
 
-- ``namespace``, ``module``, ``resource_type`` and ``action`` are identifiers chosen by code; anything
-  outside ``[a-z0-9_.-]{1,64}`` is refused rather than escaped, because it is a programming error.
-- ``account_id`` is a positive integer (never a string, never a bool), and always comes from the tenant
-  record, not from request data.
+- ``namespace``, ``module``, ``resource_type`` and ``action`` are identifiers chosen by code;
+  anything outside ``[a-z0-9_.-]{1,64}`` is refused rather than escaped: it is a programming error.
+- ``account_id`` is a positive integer (never a string, never a bool), and always comes from the
+  tenant record, not from request data.
 - ``resource_id`` is data: simple ids (``123``, ``SKU-1``) stay readable; anything else (a ``:``,
-  whitespace, unicode, a dict of arguments) becomes ``h~<sha256>`` of its canonical JSON. ``~`` is not a
-  readable-id character, so a hashed id can never equal a readable one.
+  whitespace, unicode, a dict of arguments) becomes ``h~<sha256>`` of its canonical JSON. ``~`` is
+  not a readable-id character, so a hashed id can never equal a readable one.
 
 Redis Cluster: keys carry no ``{hash tag}``. The supported topologies (one server, or Sentinel
 failover) are unsharded; on Cluster the generation check reads several keys at once, which would

@@ -106,10 +106,10 @@ def redact(url):
 
 def connect(target, password=None, timeout=0.25):
     """A redis-py client for ``target``; short timeouts keep a dead Redis from slowing requests."""
-    import redis  # noqa: PLC0415 - only the processes that use the cache pay for the import
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-    from redis.retry import Retry  # noqa: PLC0415
-    from redis.sentinel import Sentinel  # noqa: PLC0415
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+    from redis.sentinel import Sentinel
 
     options = {
         "db": target.db,
