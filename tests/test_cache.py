@@ -268,6 +268,14 @@ def test_lists_are_capped_and_slide(cache, raw):
     assert raw.ttl(key.redis_key) > 43000
 
 
+def test_hashes_hold_fields_and_slide(cache, raw):
+    key = cache.key(1, "chatwoot", "conversation", 9, "state")
+    cache.hash_update(key, {"status": "pending", "handoff": False})
+    cache.hash_update(key, {"status": "open", "agent": {"id": 3}})
+    assert cache.hash_items(key) == {"status": "open", "handoff": False, "agent": {"id": 3}}
+    assert raw.ttl(key.redis_key) > 43000
+
+
 def test_sets(cache):
     key = cache.key(1, "chatwoot", "conversation", "silenced", "members")
     assert not cache.set_contains(key, "42")
@@ -288,6 +296,8 @@ def test_redis_down_still_returns_right_results(make_cache, closed_port, caplog)
     assert values == ["computed"] * 50
     assert cache.get(key) == (False, None)
     assert cache.list_items(key) == []
+    cache.hash_update(key, {"x": 1})
+    assert cache.hash_items(key) == {}
     assert not cache.set_contains(key, "x")
     warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(warnings) == 1

@@ -368,7 +368,7 @@ class Cache:
             lambda: self._bump(keys=(generation_key,), args=(GENERATION_TTL_MS,)),
         )
 
-    # lists and sets (conversation history, membership) --------------------------------------
+    # lists, hashes and sets (conversation history and state, membership) --------------------
     def list_append(self, key, value, max_items, ttl_class="session"):
         """Append to a capped list whose expiry slides on every write."""
         ttl_ms = self.settings.ttl(ttl_class) * 1000
@@ -393,6 +393,24 @@ class Cache:
                 return pipe.execute()[0]
 
         return [json.loads(item) for item in self._call(key.account_id, key.module, read, [])]
+
+    def hash_update(self, key, mapping, ttl_class="session"):
+        """Set fields of a hash (a conversation's state, say); its expiry slides on every write."""
+        ttl_ms = self.settings.ttl(ttl_class) * 1000
+        fields = {name: json.dumps(value, ensure_ascii=False) for name, value in mapping.items()}
+
+        def update():
+            with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(key.redis_key, mapping=fields)
+                pipe.pexpire(key.redis_key, ttl_ms)
+                pipe.execute()
+
+        self._call(key.account_id, key.module, update)
+
+    def hash_items(self, key):
+        """All fields of a hash as a dict ({} when absent or when Redis is down)."""
+        stored = self._call(key.account_id, key.module, lambda: self.client.hgetall(key.redis_key))
+        return {name.decode(): json.loads(value) for name, value in (stored or {}).items()}
 
     def set_add(self, key, member, ttl_class="session"):
         ttl_ms = self.settings.ttl(ttl_class) * 1000
