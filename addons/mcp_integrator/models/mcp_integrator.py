@@ -5,12 +5,13 @@ import logging
 import time
 import uuid
 
-from odoo import api, models
+from odoo import api, models, tools
 from odoo.exceptions import UserError
 
 from ..services import cache as cache_service
 from ..services import keys, masking, tool_calls
 from ..services.metrics import Throttle
+from .res_config_settings import REDIS_CREDENTIAL_PARAM, conf_redis_url
 
 _logger = logging.getLogger(__name__)
 
@@ -54,7 +55,23 @@ class McpIntegrator(models.AbstractModel):
 
         ``redis_url`` in the ``[mcp_integrator]`` section of odoo.conf wins over the saved URL.
         """
+        return self._stored_settings(conf_redis_url())
+
+    @tools.ormcache("conf_url")
+    def _stored_settings(self, conf_url):
+        """The saved settings, kept per registry so that a cached read runs no SQL query.
+
+        Saving settings clears it (``set_param`` clears the registry caches), and so does a
+        change of the credential holding the Redis password (:meth:`_settings_credential_changed`).
+        """
         return self.env["res.config.settings"]._mcp_stored_cache_settings()
+
+    @api.model
+    def _settings_credential_changed(self, credentials):
+        """Forget the kept settings when ``credentials`` include the Redis password's one."""
+        param = self.env["ir.config_parameter"].sudo().get_param(REDIS_CREDENTIAL_PARAM)
+        if param and param.isdigit() and int(param) in credentials.ids:
+            self.env.registry.clear_cache()
 
     @api.model
     def cache(self):

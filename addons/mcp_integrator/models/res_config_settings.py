@@ -10,6 +10,7 @@ from odoo.tools import config
 from ..services import cache as cache_service
 
 PARAM_PREFIX = "mcp_integrator."
+REDIS_CREDENTIAL_PARAM = PARAM_PREFIX + "redis_credential_id"
 # the server configuration file's own section, as queue_job has [queue_job]: Odoo warns about
 # unknown keys in [options]
 CONF_SECTION = "mcp_integrator"
@@ -69,7 +70,7 @@ class ResConfigSettings(models.TransientModel):
     mcp_redis_credential_id = fields.Many2one(
         "mcp.credential",
         string="Redis Password",
-        config_parameter=PARAM_PREFIX + "redis_credential_id",
+        config_parameter=REDIS_CREDENTIAL_PARAM,
         domain=[("kind", "in", REDIS_CREDENTIAL_KINDS)],
         help="Credential (basic or API key) holding the Redis password.",
     )

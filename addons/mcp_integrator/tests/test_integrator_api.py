@@ -16,7 +16,7 @@ from odoo.orm.model_classes import add_to_registry
 from odoo.tests import TransactionCase, new_test_user, tagged
 from odoo.tools import config, mute_logger
 
-from ..models.mcp_integrator import McpToolError, McpToolRefused
+from ..models.mcp_integrator import COUNTER_FLUSH, McpToolError, McpToolRefused
 from ..services import tool_calls
 
 REDIS_URL = os.environ.get("MCP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -157,6 +157,33 @@ class TestCachedReads(McpIntegratorCase):
         self.assertEqual(read, [{"rules": ["no refunds after 30 days"]}] * 3)
         self.assertEqual(len(computed), 1)
         self.assertEqual(self.counted(self.tenant, "business_rules"), {"hits": 2, "misses": 1})
+
+    def test_a_cache_hit_runs_no_sql_query(self):
+        """Even with the Redis password in a credential: the settings are kept per registry."""
+        client = redis.Redis.from_url(REDIS_URL)
+        acl_user = f"mcp-test-{uuid.uuid4().hex[:8]}"
+        client.acl_setuser(
+            acl_user, enabled=True, passwords=["+acl-pass"], keys=["*"], categories=["+@all"]
+        )
+        self.addCleanup(client.acl_deluser, acl_user)
+        credential = self.env["mcp.credential"].create(
+            {"name": "Redis ACL", "kind": "basic", "username": acl_user, "secret_input": "acl-pass"}
+        )
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("mcp_integrator.redis_url", REDIS_URL.replace("//", f"//{acl_user}@"))
+        params.set_param("mcp_integrator.redis_credential_id", str(credential.id))
+        self.assertEqual(self.integrator.settings().password, "acl-pass")
+
+        def read():
+            return self.integrator.cached(
+                self.tenant, "business_rules", "rule", 8, "details", lambda: {"rules": []}
+            )
+
+        read()
+        COUNTER_FLUSH.ready()  # takes this minute's counter flush, which writes to the database
+        with self.assertQueryCount(0):
+            self.assertEqual(read(), {"rules": []})
+        self.assertEqual(self.counted(self.tenant, "business_rules")["hits"], 1)
 
     def test_invalidation_levels(self):
         values = iter(range(100))

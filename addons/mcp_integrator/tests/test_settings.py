@@ -123,6 +123,9 @@ class TestSettings(McpIntegratorCase):
         )
         self.settings(mcp_redis_credential_id=basic.id).execute()
         self.assertEqual(self.integrator.settings().password, "b4sic-pass")
+        # a new password in the credential applies without saving the settings again
+        basic.secret_input = "n3w-pass"
+        self.assertEqual(self.integrator.settings().password, "n3w-pass")
         bearer = self.env["mcp.credential"].create(
             {"name": "Not a password", "kind": "bearer", "secret": "tok"}
         )
