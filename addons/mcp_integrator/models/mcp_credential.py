@@ -226,8 +226,9 @@ class McpCredential(models.Model):
 
     # server-side API -------------------------------------------------------------------------
     def _mcp_invalidate(self, tenants, resource_type, resource_id):
-        super()._mcp_invalidate(tenants, resource_type, resource_id)
+        result = super()._mcp_invalidate(tenants, resource_type, resource_id)
         self.env["mcp.integrator"]._settings_credential_changed(self)
+        return result
 
     def _get_secret_values(self):
         """The secret values of the credential, for server-side code only (not callable over RPC).
