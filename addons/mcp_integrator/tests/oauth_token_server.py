@@ -7,6 +7,7 @@ providers do. No Odoo import: both the Odoo tests and the plain tests use it.
 """
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -68,11 +69,13 @@ class TokenServer:
                 }
                 status, body = server.answer(form, self.headers.get("Authorization"))
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                # the timeout tests make the client hang up before a slow answer is written
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
 
             def log_message(self, *args):
                 """Silence the default stderr access log."""
