@@ -36,7 +36,8 @@ class TokenServer:
         self.refresh_count = 0
         self.rejected = 0
         self.requests = []
-        self.response_override = None  # (status, body) answered instead of a token
+        # (status, body) or (status, body, headers) answered instead of a token
+        self.response_override = None
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -67,13 +68,15 @@ class TokenServer:
                     key: values[0]
                     for key, values in parse_qs(self.rfile.read(length).decode()).items()
                 }
-                status, body = server.answer(form, self.headers.get("Authorization"))
+                status, body, *headers = server.answer(form, self.headers.get("Authorization"))
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 # the timeout tests make the client hang up before a slow answer is written
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
+                    for name, value in (headers[0] if headers else {}).items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
 

@@ -4,7 +4,7 @@
 import json
 from datetime import datetime, timedelta
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
@@ -95,7 +95,10 @@ class TestMultiCompany(McpIntegratorCase):
         self.assertEqual(len(env["mcp.tenant"].search([("id", "in", ids)])), 2)
 
     def test_credential_of_another_company_tenant_is_refused(self):
-        with self.assertRaises(Exception), self.cr.savepoint():  # noqa: B017 - UserError
+        with (
+            self.assertRaisesRegex(UserError, "company inconsistencies"),
+            self.cr.savepoint(),
+        ):
             self.env["mcp.credential"].create(
                 {
                     "name": "Mismatch",
@@ -245,13 +248,17 @@ class TestSecretsOverRpc(HttpCase):
         self.assertNotIn("secret", rows[0])
         for field_name in STORED_SECRET_FIELDS:
             with self.subTest(field=field_name):
-                self.assertIn("error", self.call_kw("search_read", [[]], fields=[field_name]))
-                self.assertIn("error", self.call_kw("read", [[credential_id], [field_name]]))
-                self.assertIn("error", self.call_kw("export_data", [[credential_id], [field_name]]))
-                self.assertIn(
-                    "error",
+                for answer in (
+                    self.call_kw("search_read", [[]], fields=[field_name]),
+                    self.call_kw("read", [[credential_id], [field_name]]),
+                    self.call_kw("export_data", [[credential_id], [field_name]]),
                     self.call_kw("web_search_read", [], domain=[], specification={field_name: {}}),
-                )
+                ):
+                    self.assertEqual(
+                        answer.get("error", {}).get("data", {}).get("name"),
+                        "odoo.exceptions.AccessError",
+                        answer,
+                    )
         error = self.call_kw("_get_secret_values", [[credential_id]])["error"]
         self.assertIn("Private methods", error["data"]["message"])
 

@@ -30,6 +30,6 @@ registry.category("web_tour.tours").add("mcp_integrator_settings_tour", {
     steps: () => [
         { trigger: ".app_settings_block[data-key=mcp_integrator]" },
         { trigger: "button[name=action_mcp_test_connection]", run: "click" },
-        { trigger: ".o_notification:contains(ms)" },
+        { trigger: ".o_notification:contains(Redis connection works):contains(ms)" },
     ],
 });
