@@ -373,3 +373,25 @@ def test_shared_cache_is_one_per_settings(cache_service, redis_url, namespace):
     assert cache_service.shared_cache(settings) is first
     changed = cache_service.CacheSettings(url=redis_url, namespace=namespace, ttl_transient=700)
     assert cache_service.shared_cache(changed) is not first
+
+
+def test_an_uncached_value_reaches_the_caller_and_not_the_cache(cache, cache_service):
+    key = cache.key(7, "tools", "search", {"q": "x"}, "call")
+    calls = []
+
+    def failing_tool():
+        calls.append(1)
+        return cache_service.Uncached({"isError": True})
+
+    assert cache.get_or_compute(key, failing_tool) == {"isError": True}
+    assert cache.get_or_compute(key, failing_tool) == {"isError": True}
+    assert len(calls) == 2
+    assert cache.get_or_compute(key, lambda: "ok") == "ok"
+    assert cache.get_or_compute(key, failing_tool) == "ok"
+    assert len(calls) == 2
+
+
+def test_an_uncached_value_is_unwrapped_when_redis_is_down(make_cache, closed_port, cache_service):
+    cache = make_cache(url=f"redis://127.0.0.1:{closed_port}/0")
+    key = cache.key(7, "tools", "search", None, "call")
+    assert cache.get_or_compute(key, lambda: cache_service.Uncached(3)) == 3

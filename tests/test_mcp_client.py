@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import load_services
 
-SERVER_SCRIPT = Path(__file__).resolve().parent / "mcp_servers" / "demo_server.py"
+SERVER_SCRIPT = (
+    Path(__file__).resolve().parent.parent / "addons/mcp_connectors/tests/mcp_demo_server.py"
+)
 SECRET = "Bearer s3cr3t-t0ken-value"
 
 
@@ -164,6 +166,15 @@ def test_call_ok_and_schema_rich_call(mc, pool, demo_server):
         "channel": "whatsapp",
     }
     json.dumps(order.content)
+
+
+def test_ping_measures_a_round_trip_and_fails_clearly(mc, pool, demo_server):
+    assert pool.ping(http_spec(mc, demo_server.url)) > 0
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"
+    with pytest.raises(mc.McpTransportError, match="health check"):
+        pool.ping(http_spec(mc, dead, timeout=2))
 
 
 def test_tool_error_is_returned_not_raised(mc, pool, demo_server):

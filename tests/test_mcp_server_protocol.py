@@ -673,3 +673,22 @@ def test_sdk_client_with_a_wrong_key_cannot_connect(server):
     with pytest.raises(Exception) as caught:
         run_client(server[0], "auto", scenario, key="wrong")
     assert caught.group_contains(MCPError, match="Unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("schema", "problem"),
+    [
+        (None, "JSON object"),
+        ([], "JSON object"),
+        ({"type": "array"}, '"type" must be "object"'),
+        ({"type": "object", "properties": {"q": {"type": "nonsense"}}}, "invalid input schema"),
+    ],
+)
+def test_check_input_schema_names_the_problem(mod, schema, problem):
+    assert problem in mod.check_input_schema(schema)
+
+
+def test_check_input_schema_accepts_an_object_schema(mod):
+    assert (
+        mod.check_input_schema({"type": "object", "properties": {"q": {"type": "string"}}}) is None
+    )

@@ -365,6 +365,20 @@ class McpClientPool:
             f"MCP server {spec.label} returned more than {MAX_TOOL_PAGES} pages of tools."
         )
 
+    def ping(self, spec, key=None):
+        """Round trip in ms of one ``tools/list`` page, connecting first when needed.
+
+        Not the MCP ``ping`` request: servers of the 2026-07-28 era answer it "method not
+        found", while every MCP server lists its tools.
+        """
+
+        async def ping(client):
+            return await client.list_tools(cache_mode="bypass")
+
+        started = time.perf_counter()
+        self._request(spec, key, ping, "health check", retry=True)
+        return (time.perf_counter() - started) * 1000
+
     def call_tool(self, spec, name, arguments=None, key=None, retry=False):
         """Call a tool. A failure the tool reports comes back as ``ToolResult(is_error=True)``.
 
@@ -587,6 +601,10 @@ def list_tools(spec, key=None):
 
 def call_tool(spec, name, arguments=None, key=None, retry=False):
     return _POOL.call_tool(spec, name, arguments, key=key, retry=retry)
+
+
+def ping(spec, key=None):
+    return _POOL.ping(spec, key=key)
 
 
 def shutdown():

@@ -330,6 +330,22 @@ def validate_arguments(schema, arguments):
     return problems
 
 
+def check_input_schema(schema):
+    """Why ``schema`` cannot be a tool's input schema (a sentence), or None when it can.
+
+    MCP requires a JSON Schema object whose ``type`` is ``"object"``.
+    """
+    if not isinstance(schema, dict):
+        return "it must be a JSON object"
+    if schema.get("type") != "object":
+        return 'its "type" must be "object"'
+    try:
+        _validator(json.dumps(schema, sort_keys=True))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 @lru_cache(maxsize=256)
 def _validator(schema_json):
     # jsonschema comes with the mcp SDK; imported on first use to keep addon import light.

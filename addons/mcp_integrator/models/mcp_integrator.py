@@ -207,7 +207,8 @@ class McpIntegrator(models.AbstractModel):
 
         :param arguments: JSON-serialisable dict (None for no arguments)
         :param cache: None, or a TTL class ("transient", "session", "config") under which the
-            result is cached per tenant, tool and arguments
+            result is cached per tenant, tool and arguments; None uses the class the provider
+            gives the tool (read-only tools of ``mcp_connectors``), if any
         :param fallback: returned when the call fails for good (permanent error, or transient
             errors beyond the retry policy); without it such failures raise McpToolError
         :raises McpToolRefused: tenant inactive or of a company the user cannot work in, or
@@ -234,15 +235,22 @@ class McpIntegrator(models.AbstractModel):
             error = tool_calls.ToolRefused(refusal)
             self._audit_tool(tenant, tool, arguments, correlation_id, time.perf_counter(), error)
             raise McpToolRefused(self._tool_error_message(tenant, tool, error))
+        if cache is None:
+            cache = self._tool_cache_class(tenant, tool)
         store = self._cache_or_none() if cache else None
         try:
             if store is None:
                 return self._run_tool(tenant, tool, arguments, correlation_id)
             resource_type, resource_id = tool_calls.cache_resource(tool, arguments)
             key = store.key(tenant.account_id, TOOLS_MODULE, resource_type, resource_id, "call")
-            result = store.get_or_compute(
-                key, lambda: self._run_tool(tenant, tool, arguments, correlation_id), cache
-            )
+
+            def compute():
+                result = self._run_tool(tenant, tool, arguments, correlation_id)
+                if tool_calls.is_error_result(result):
+                    return cache_service.Uncached(result)
+                return result
+
+            result = store.get_or_compute(key, compute, cache)
             self._flush_counters_throttled(store)
             return result
         except tool_calls.ToolError as exc:
@@ -275,6 +283,16 @@ class McpIntegrator(models.AbstractModel):
         if tenant.company_id not in self.env.companies:
             return self.env._("the tenant belongs to a company you are not working in")
         return None
+
+    @api.model
+    def _tool_cache_class(self, tenant, tool):
+        """The provider's TTL class for ``tool`` (None when no provider offers it)."""
+        try:
+            provider = self._tool_provider(tenant, tool)
+        except tool_calls.ToolNotFound:
+            return None
+        cache_class = provider._mcp_cache_class(tenant, tool)
+        return cache_class if cache_class in cache_service.TTL_BOUNDS else None
 
     @api.model
     def _tool_provider(self, tenant, tool):

@@ -11,7 +11,9 @@ class McpToolProvider(models.AbstractModel):
     one that claims the tool; a provider must only claim tools it can actually run.
 
     Providers signal failures with the error classes of ``services/tool_calls.py``:
-    ``TransientToolError`` (retried), ``PermanentToolError``, ``ToolNotFound``, ``ToolRefused``.
+    ``TransientToolError`` (retried), ``PermanentToolError``, ``ToolUnavailable``, ``ToolNotFound``,
+    ``ToolRefused``. A result dict with ``"isError": True`` (the tool itself reported a failure)
+    reaches the caller as a result and is never cached.
     """
 
     _name = "mcp.tool.provider"
@@ -26,6 +28,11 @@ class McpToolProvider(models.AbstractModel):
     def _mcp_call_tool(self, tenant, tool_name, arguments):
         """Run the tool and return a JSON-serialisable result."""
         raise NotImplementedError(f"{self._name} claims {tool_name!r} but does not run it")
+
+    @api.model
+    def _mcp_cache_class(self, tenant, tool_name):
+        """The TTL class under which the tool's results are cached when the caller names none
+        (``None``: not cached). Only read-only tools should have one."""
 
     @api.model
     def _mcp_provider_models(self):

@@ -68,6 +68,18 @@ return 0
 """
 
 
+@dataclass(frozen=True)
+class Uncached:
+    """Returned by a ``compute`` whose value must reach the caller but not the cache
+    (a tool's error result, say): :meth:`Cache.get_or_compute` unwraps it and stores nothing."""
+
+    value: object
+
+
+def _unwrapped(value):
+    return value.value if isinstance(value, Uncached) else value
+
+
 class CacheUnavailable(Exception):
     """Redis could not be reached; the message is safe to show (no password in it)."""
 
@@ -311,7 +323,7 @@ class Cache:
         if hit:
             return value
         if stamp is None:
-            return compute()
+            return _unwrapped(compute())
         lock_key = f"{key.redis_key}:~lock"
         token = uuid.uuid4().hex
         lock_ms = int(self.settings.lock_timeout * 1000)
@@ -344,6 +356,8 @@ class Cache:
     def _compute_and_store(self, key, compute, ttl_class, stamp):
         started = time.perf_counter()
         value = compute()
+        if isinstance(value, Uncached):
+            return value.value
         if stamp is not None:
             self._store(key, value, ttl_class, stamp, (time.perf_counter() - started) * 1000)
         return value

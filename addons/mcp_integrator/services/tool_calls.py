@@ -34,6 +34,20 @@ class PermanentToolError(ToolError):
     """A failure that will not go away by retrying: bad arguments, 4xx, a broken result."""
 
 
+class ToolUnavailable(ToolError):
+    """The remote service is down or did not answer in time.
+
+    Not retried by :func:`call_with_retry`: the provider already repeated what was safe to
+    repeat (a call that may have reached the server is sent twice only for read-only or
+    idempotent tools). A queued job may try again later.
+    """
+
+
+def is_error_result(result):
+    """Whether ``result`` is an MCP tool result that reports a failure (``isError``)."""
+    return isinstance(result, dict) and result.get("isError") is True
+
+
 class ToolNotFound(PermanentToolError):
     """No provider offers the tool for this tenant."""
 

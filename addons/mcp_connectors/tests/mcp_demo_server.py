@@ -1,7 +1,7 @@
 """Real MCP servers for the client tests, built with the ``mcp`` SDK.
 
-``python demo_server.py http <fd>`` serves streamable HTTP on an inherited listening socket,
-``python demo_server.py stdio`` serves stdio, ``python demo_server.py paged <fd>`` serves a
+``python mcp_demo_server.py http <fd>`` serves streamable HTTP on an inherited listening socket,
+``python mcp_demo_server.py stdio`` serves stdio, ``python mcp_demo_server.py paged <fd>`` serves a
 low-level server whose ``tools/list`` has several pages.
 """
 

@@ -1,0 +1,22 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+{
+    "name": "MCP Connectors",
+    "summary": "MCP servers and tools for the AI agents: remote MCP servers, built-in Odoo, "
+    "Qdrant and MongoDB tools, and Odoo served as an MCP server",
+    "version": "19.0.1.0.0",
+    "category": "Productivity/Discuss",
+    "website": "https://github.com/mcp-odoo-suite/mcp-odoo-suite",
+    "author": "MCP Odoo Suite contributors",
+    "license": "LGPL-3",
+    "installable": True,
+    "depends": ["mcp_integrator"],
+    "external_dependencies": {"python": ["mcp"]},
+    "data": [
+        "security/ir.model.access.csv",
+        "security/mcp_connectors_security.xml",
+        "data/ir_cron_data.xml",
+        "views/mcp_server_views.xml",
+        "views/mcp_tool_views.xml",
+        "views/mcp_connectors_menus.xml",
+    ],
+}
