@@ -9,7 +9,7 @@
     "author": "MCP Odoo Suite contributors",
     "license": "LGPL-3",
     "installable": True,
-    "depends": ["mcp_integrator"],
+    "depends": ["mcp_integrator", "product"],
     "external_dependencies": {"python": ["mcp"]},
     "data": [
         "security/ir.model.access.csv",

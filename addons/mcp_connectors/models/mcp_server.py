@@ -2,7 +2,7 @@
 import logging
 import time
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
 
 from odoo.addons.mcp_integrator.models.mcp_integrator import TOOLS_MODULE
@@ -170,6 +170,7 @@ class McpServer(models.Model):
         # cached tool results may come from the old configuration
         if tenants:
             self.env["mcp.integrator"].invalidate(tenants, module=TOOLS_MODULE)
+        self.env.registry.clear_cache()  # tool routes (_mcp_tool_route)
         return result
 
     # buttons and cron -----------------------------------------------------------------------
@@ -296,23 +297,38 @@ class McpServer(models.Model):
 
     # the integrator's tool provider -----------------------------------------------------------
     @api.model
+    @tools.ormcache("tenant_id", "tool_name")
+    def _mcp_tool_route(self, tenant_id, tool_name):
+        """``(tool id, cache class)`` of the tool ``tool_name`` of tenant ``tenant_id``.
+
+        Falls back to another tenant's tool of that name (so that the call is refused clearly,
+        not "not found"); ``(0, None)`` when no tenant has one. The cache class is only given
+        to a tool that may run (own tenant, enabled, available, server enabled): a cached
+        result must never outlive the admin's decision to stop a tool. Kept per registry, so a
+        call costs no query; every change of a server or tool clears it.
+        """
+        tools_model = self.env["mcp.tool"].sudo().with_context(active_test=False)
+        tool = tools_model.search(
+            [("tenant_id", "=", tenant_id), ("name", "=", tool_name)], limit=1
+        ) or tools_model.search([("name", "=", tool_name)], limit=1)
+        if not tool:
+            return 0, None
+        runnable = tool.tenant_id.id == tenant_id and not tool._call_refusal(tool.tenant_id)
+        cacheable = runnable and tool.read_only and tool.cache_class != "none"
+        return tool.id, tool.cache_class if cacheable else None
+
+    @api.model
     def _mcp_tool_record(self, tenant, tool_name):
-        """The ``mcp.tool`` called ``tool_name`` for ``tenant``, or any tenant's one (to refuse
-        it clearly), or an empty recordset."""
-        tools = self.env["mcp.tool"].sudo().with_context(active_test=False)
-        own = tools.search([("tenant_id", "=", tenant.id), ("name", "=", tool_name)], limit=1)
-        return own or tools.search([("name", "=", tool_name)], limit=1)
+        tool_id, _cache_class = self._mcp_tool_route(tenant.id, tool_name)
+        return self.env["mcp.tool"].sudo().browse(tool_id)
 
     @api.model
     def _mcp_provides(self, tenant, tool_name):
-        return bool(self._mcp_tool_record(tenant, tool_name))
+        return bool(self._mcp_tool_route(tenant.id, tool_name)[0])
 
     @api.model
     def _mcp_cache_class(self, tenant, tool_name):
-        tool = self._mcp_tool_record(tenant, tool_name)
-        if tool.tenant_id == tenant and tool.read_only and tool.cache_class != "none":
-            return tool.cache_class
-        return None
+        return self._mcp_tool_route(tenant.id, tool_name)[1]
 
     @api.model
     def _mcp_call_tool(self, tenant, tool_name, arguments):

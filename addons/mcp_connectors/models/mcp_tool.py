@@ -155,6 +155,7 @@ class McpTool(models.Model):
         result = super()._mcp_invalidate(tenants, resource_type, resource_id)
         if tenants:
             self.env["mcp.integrator"].invalidate(tenants, module=TOOLS_MODULE)
+        self.env.registry.clear_cache()  # tool routes (mcp.server._mcp_tool_route)
         return result
 
     # calls ------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from odoo import api, models
+from odoo import api, models, tools
 
 
 class McpToolProvider(models.AbstractModel):
@@ -35,10 +35,15 @@ class McpToolProvider(models.AbstractModel):
         (``None``: not cached). Only read-only tools should have one."""
 
     @api.model
+    @tools.ormcache()
     def _mcp_provider_models(self):
-        """Names of the models that implement this hook, this abstract model excluded."""
-        return sorted(
-            name
-            for name in self.env.registry.descendants([self._name], "_inherit")
-            if name != self._name
+        """Names of the models that implement this hook, this abstract model excluded.
+
+        Kept per registry: the providers only change when the registry is rebuilt."""
+        return tuple(
+            sorted(
+                name
+                for name in self.env.registry.descendants([self._name], "_inherit")
+                if name != self._name
+            )
         )

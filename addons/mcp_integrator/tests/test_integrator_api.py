@@ -133,7 +133,9 @@ class McpToolCase(McpIntegratorCase):
         super().setUpClass()
         add_to_registry(cls.registry, McpTestToolProvider)
         cls.registry._setup_models__(cls.env.cr, [McpTestToolProvider._name])
+        cls.addClassCleanup(cls.registry.clear_cache)  # the provider list is cached
         cls.addClassCleanup(cls.registry.__delitem__, McpTestToolProvider._name)
+        cls.registry.clear_cache()
 
     def setUp(self):
         super().setUp()
