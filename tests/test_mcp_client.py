@@ -1,22 +1,30 @@
 """The remote MCP client against real SDK servers (streamable HTTP on loopback, and stdio)."""
 
 import importlib
+import importlib.util
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from conftest import load_services
+from conftest import ADDONS, load_services
 
-SERVER_SCRIPT = (
-    Path(__file__).resolve().parent.parent / "addons/mcp_connectors/tests/mcp_demo_server.py"
-)
+
+def _load_process_helper():
+    path = ADDONS / "mcp_connectors" / "tests" / "mcp_server_process.py"
+    spec = importlib.util.spec_from_file_location("mcp_connectors_test_servers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_PROCESSES = _load_process_helper()
+ServerProcess = _PROCESSES.McpServerProcess
+SERVER_SCRIPT = _PROCESSES.DEMO_SERVER
 SECRET = "Bearer s3cr3t-t0ken-value"
 
 
@@ -27,39 +35,6 @@ def mc():
     yield module
     module.shutdown()
     assert not [t for t in threading.enumerate() if t.name == "mcp-client-loop"]
-
-
-class ServerProcess:
-    """An SDK server in a subprocess, serving a listening socket this process keeps.
-
-    Keeping the socket lets the server be killed and restarted on the same URL; requests made
-    while the child starts wait in the backlog.
-    """
-
-    def __init__(self, mode):
-        self.mode = mode
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/mcp"
-        self.proc = None
-        self.start()
-
-    def start(self):
-        fd = self.sock.fileno()
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER_SCRIPT), self.mode, str(fd)],
-            pass_fds=[fd],
-            stderr=subprocess.DEVNULL,
-        )
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
-    def stop(self):
-        self.kill()
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

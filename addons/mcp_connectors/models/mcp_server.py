@@ -167,10 +167,7 @@ class McpServer(models.Model):
 
     def _mcp_invalidate(self, tenants, resource_type, resource_id):
         result = super()._mcp_invalidate(tenants, resource_type, resource_id)
-        # cached tool results may come from the old configuration
-        if tenants:
-            self.env["mcp.integrator"].invalidate(tenants, module=TOOLS_MODULE)
-        self.env.registry.clear_cache()  # tool routes (_mcp_tool_route)
+        self.env["mcp.tool"]._forget_tool_results(tenants)
         return result
 
     # buttons and cron -----------------------------------------------------------------------

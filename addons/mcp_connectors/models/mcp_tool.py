@@ -153,10 +153,16 @@ class McpTool(models.Model):
 
     def _mcp_invalidate(self, tenants, resource_type, resource_id):
         result = super()._mcp_invalidate(tenants, resource_type, resource_id)
+        self._forget_tool_results(tenants)
+        return result
+
+    @api.model
+    def _forget_tool_results(self, tenants):
+        """After a server or tool change: cached results may come from the old configuration,
+        and the tool routes (``mcp.server._mcp_tool_route``) may be wrong."""
         if tenants:
             self.env["mcp.integrator"].invalidate(tenants, module=TOOLS_MODULE)
-        self.env.registry.clear_cache()  # tool routes (mcp.server._mcp_tool_route)
-        return result
+        self.env.registry.clear_cache()
 
     # calls ------------------------------------------------------------------------------------
     def _call_refusal(self, tenant):
