@@ -91,7 +91,7 @@ class McpMetricDaily(models.Model):
         account_ids = sorted({account_id for account_id, _module in counters})
         self.env.cr.execute(
             SQL(
-                # a tenant being deleted is skipped: see mcp.audit.log._committed_references
+                # a tenant being deleted is skipped: see mcp.audit.log._committed_reference
                 "SELECT account_id, id, company_id FROM mcp_tenant WHERE account_id IN %s "
                 "FOR KEY SHARE SKIP LOCKED",
                 tuple(account_ids),
