@@ -33,6 +33,10 @@ ROOT = odoo_env.ROOT
 SCRIPTS = ROOT / "scripts"
 PYTHON = sys.executable
 BROWSER_TAG = "mcp_browser"
+# Odoo apps installed with the suite's addons (their own tests are not run): the tools that
+# need them (mcp_connectors' built-in Odoo tools for orders, stock and CRM leads) are absent
+# without them, and so would their tests be.
+APPS_FOR_OPTIONAL_TOOLS = ("sale_management", "stock", "crm")
 VERBOSE = os.environ.get("MCP_TEST_VERBOSE") == "1"
 TIMEOUT = int(os.environ.get("MCP_TEST_TIMEOUT", "1800"))  # seconds per Odoo run
 DB = {
@@ -227,9 +231,10 @@ class OdooRun:
         ]
 
     def install(self, tier):
-        banner(f"Installing {', '.join(self.addons)} on a fresh database {self.db} (no tests)")
+        modules = [*self.addons, *APPS_FOR_OPTIONAL_TOOLS]
+        banner(f"Installing {', '.join(modules)} on a fresh database {self.db} (no tests)")
         log = self.logs / "install.log"
-        code = run_logged(self.command("-i", ",".join(self.addons)), log, odoo_echo(), self.env)
+        code = run_logged(self.command("-i", ",".join(modules)), log, odoo_echo(), self.env)
         if code != 0:
             tier.problem(f"install exited {code}")
             return False

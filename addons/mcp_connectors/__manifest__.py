@@ -16,6 +16,7 @@
         "security/mcp_connectors_security.xml",
         "data/ir_cron_data.xml",
         "views/mcp_server_views.xml",
+        "views/mcp_server_odoo_views.xml",
         "views/mcp_tool_views.xml",
         "views/mcp_connectors_menus.xml",
     ],

@@ -16,6 +16,9 @@ from ..services.mcp_server_protocol import validate_arguments
 _logger = logging.getLogger(__name__)
 
 MANAGER = "mcp_integrator.group_mcp_manager"
+# Set by /mcp: built-in Odoo tools run as the caller (the MCP client key's acting user) instead
+# of the server's technical user, so their results depend on that user's rights: not cached.
+ACT_AS_CALLER = "mcp_act_as_caller"
 STATE_FIELDS = frozenset(
     {
         "health_state",
@@ -296,10 +299,10 @@ class McpServer(models.Model):
     @api.model
     @tools.ormcache("tenant_id", "tool_name")
     def _mcp_tool_route(self, tenant_id, tool_name):
-        """``(tool id, cache class)`` of the tool ``tool_name`` of tenant ``tenant_id``.
+        """``(tool id, cache class, server kind)`` of the tool ``tool_name`` of ``tenant_id``.
 
         Falls back to another tenant's tool of that name (so that the call is refused clearly,
-        not "not found"); ``(0, None)`` when no tenant has one. The cache class is only given
+        not "not found"); ``(0, None, None)`` when no tenant has one. The cache class is only given
         to a tool that may run (own tenant, enabled, available, server enabled): a cached
         result must never outlive the admin's decision to stop a tool. Kept per registry, so a
         call costs no query; every change of a server or tool clears it.
@@ -309,14 +312,14 @@ class McpServer(models.Model):
             [("tenant_id", "=", tenant_id), ("name", "=", tool_name)], limit=1
         ) or tools_model.search([("name", "=", tool_name)], limit=1)
         if not tool:
-            return 0, None
+            return 0, None, None
         runnable = tool.tenant_id.id == tenant_id and not tool._call_refusal(tool.tenant_id)
         cacheable = runnable and tool.read_only and tool.cache_class != "none"
-        return tool.id, tool.cache_class if cacheable else None
+        return tool.id, tool.cache_class if cacheable else None, tool.kind
 
     @api.model
     def _mcp_tool_record(self, tenant, tool_name):
-        tool_id, _cache_class = self._mcp_tool_route(tenant.id, tool_name)
+        tool_id = self._mcp_tool_route(tenant.id, tool_name)[0]
         return self.env["mcp.tool"].sudo().browse(tool_id)
 
     @api.model
@@ -325,7 +328,10 @@ class McpServer(models.Model):
 
     @api.model
     def _mcp_cache_class(self, tenant, tool_name):
-        return self._mcp_tool_route(tenant.id, tool_name)[1]
+        _tool_id, cache_class, kind = self._mcp_tool_route(tenant.id, tool_name)
+        if kind == "odoo" and self.env.context.get(ACT_AS_CALLER):
+            return None
+        return cache_class
 
     @api.model
     def _mcp_call_tool(self, tenant, tool_name, arguments):

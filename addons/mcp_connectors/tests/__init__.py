@@ -1,1 +1,2 @@
 from . import test_mcp_server
+from . import test_odoo_tools
