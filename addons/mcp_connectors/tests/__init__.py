@@ -1,2 +1,3 @@
 from . import test_mcp_server
 from . import test_odoo_tools
+from . import test_qdrant_mongo
