@@ -14,6 +14,7 @@
     "data": [
         "security/ir.model.access.csv",
         "security/mcp_connectors_security.xml",
+        "security/mcp_client_key_security.xml",
         "security/mcp_index_run_security.xml",
         "data/ir_cron_data.xml",
         "data/queue_job_data.xml",
@@ -23,5 +24,6 @@
         "views/mcp_server_mongodb_views.xml",
         "views/mcp_tool_views.xml",
         "views/mcp_connectors_menus.xml",
+        "views/mcp_client_key_views.xml",
     ],
 }

@@ -8,3 +8,4 @@ from . import product_product
 from . import product_template
 from . import mcp_odoo_tools
 from . import mcp_tool
+from . import mcp_client_key
