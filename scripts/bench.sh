@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: run every bench/*.py against the local Redis; fails when any of them fails.
+# `make bench`: run every bench/*.py against the local Redis and PostgreSQL (the MCP bench runs
+# a real Odoo); fails when any of them fails.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -7,7 +8,7 @@ cd "$ROOT"
 shopt -s nullglob
 scripts=(bench/*.py)
 [ ${#scripts[@]} -gt 0 ] || die "no benchmark script under bench/"
-bash scripts/services.sh redis || exit 1
+bash scripts/services.sh redis postgres db-role || exit 1
 
 failed=()
 for script in "${scripts[@]}"; do

@@ -5,6 +5,7 @@
 low-level server whose ``tools/list`` has several pages.
 """
 
+import socket
 import sys
 import time
 from collections import Counter
@@ -94,8 +95,9 @@ def build_paged_server():
 
 
 def serve_http(server, fd):
-    config = uvicorn.Config(server.streamable_http_app(), fd=fd, log_level="warning")
-    uvicorn.Server(config).run()
+    # uvicorn's fd= option takes the socket for a Unix one, and asyncio then leaves Nagle on
+    config = uvicorn.Config(server.streamable_http_app(), log_level="warning")
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 
 def main():
