@@ -1,13 +1,15 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import functools
 import json
 import logging
 import uuid
 from datetime import timedelta
 
-from odoo import SUPERUSER_ID, api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models, sql_db
+from odoo.modules import module as odoo_module
 from odoo.tools import SQL
 
-from ..services import masking
+from ..services import audit_writer, masking
 
 _logger = logging.getLogger(__name__)
 
@@ -22,6 +24,70 @@ def _truncate(text, limit):
     if text and len(text) > limit:
         return text[: limit - 1] + "…"
     return text
+
+
+# Foreign keys of an audit row, checked when the row is inserted (see _committed_reference).
+REFERENCES = {"tenant_id": "mcp_tenant", "user_id": "res_users", "company_id": "res_company"}
+# Context key: write the row in the background or at once. The default is the background,
+# except while Odoo runs tests: their registry test mode nests cursors in the test transaction.
+BACKGROUND = "mcp_audit_background"
+
+
+def _committed_reference(table, record_id):
+    """The id of the row ``record_id`` of ``table``, or NULL where the audit cursor cannot
+    reference it.
+
+    A row the caller created and has not committed is invisible to the audit cursor; a row
+    the caller is deleting is locked, and the foreign key check of the insert would wait for
+    the caller, which waits for this insert: ``SKIP LOCKED`` drops such a reference instead
+    of hanging.
+    """
+    if not record_id:
+        return SQL("NULL")
+    return SQL(
+        "(SELECT id FROM %s WHERE id = %s FOR KEY SHARE SKIP LOCKED)",
+        SQL.identifier(table),
+        record_id,
+    )
+
+
+def _insert_rows(cr, rows):
+    """Insert audit ``rows`` (dicts of column values) in one statement; returns their ids.
+
+    No ORM: an audit row is on the path of every tool call. The commit does not wait for the
+    WAL flush either: a database crash may lose the rows of its last few hundred milliseconds.
+    """
+    columns = list(rows[0])
+    values = SQL(", ").join(
+        SQL(
+            "(%s)",
+            SQL(", ").join(
+                _committed_reference(REFERENCES[column], row[column])
+                if column in REFERENCES
+                else SQL("%s", row[column])
+                for column in columns
+            ),
+        )
+        for row in rows
+    )
+    cr.execute(
+        SQL(
+            "SET LOCAL synchronous_commit TO OFF; INSERT INTO mcp_audit_log (%s) VALUES %s "
+            "RETURNING id",
+            SQL(", ").join(SQL.identifier(column) for column in columns),
+            values,
+        )
+    )
+    return [row_id for (row_id,) in cr.fetchall()]
+
+
+def _write_rows(dbname, rows):
+    """The background writer's batch: one cursor, one statement, one commit.
+
+    Straight from the connection pool: the registry may be locked by the thread that is
+    loading it, and the rows need nothing of it."""
+    with sql_db.db_connect(dbname).cursor() as cr:
+        _insert_rows(cr, rows)
 
 
 class McpAuditLog(models.Model):
@@ -85,14 +151,16 @@ class McpAuditLog(models.Model):
         """Write an audit row that survives the rollback of the caller's transaction.
 
         ``arguments`` (any JSON-like data) and ``error`` are stored with secrets masked. The
-        correlation id defaults to the ``mcp_correlation_id`` context key. Returns the new id.
+        correlation id defaults to the ``mcp_correlation_id`` context key.
 
-        The row goes through a new cursor, committed at once. Records the caller created in its
-        still uncommitted transaction are invisible to that cursor: a tenant or user reference
-        to such a record is stored empty rather than failing the insert (the target keeps
-        naming the record).
-        Under Odoo's test mode the registry hands out cursors nested in the test transaction,
-        so there the row shares the fate of the test (see tests/test_audit.py).
+        The row is queued for this process's background writer (``services/audit_writer.py``)
+        and inserted within a fraction of a second through a cursor of its own, so the caller
+        never waits for it; ``_log`` then returns None. With the context key
+        ``mcp_audit_background=False``, and by default while Odoo runs tests, it is inserted at
+        once and its id returned; the registry test mode hands out cursors nested in the test
+        transaction, so there the row shares the fate of the test (see tests/test_audit.py).
+        A reference to a record the caller created and has not committed yet is stored empty
+        rather than failing the insert (the target keeps naming the record).
         """
         if status not in STATUSES:
             raise ValueError(f"audit status must be one of {STATUSES}, got {status!r}")
@@ -114,35 +182,24 @@ class McpAuditLog(models.Model):
             or self.env.context.get("mcp_correlation_id")
             or uuid.uuid4().hex,
         }
-        references = {
-            "tenant_id": ("mcp_tenant", tenant.id if tenant else None),
-            "user_id": ("res_users", self.env.uid),
-            "company_id": ("res_company", tenant.company_id.id if tenant else None),
+        now = fields.Datetime.now()
+        row = {
+            **vals,
+            "tenant_id": tenant.id if tenant else None,
+            "user_id": self.env.uid,
+            "company_id": tenant.company_id.id if tenant else None,
+            "create_uid": SUPERUSER_ID,
+            "write_uid": SUPERUSER_ID,
+            "create_date": now,
+            "write_date": now,
         }
-        columns = [*vals, *references, "create_uid", "write_uid", "create_date", "write_date"]
-        now = SQL("(now() AT TIME ZONE 'UTC')")
-        values = [
-            *(SQL("%s", value) for value in vals.values()),
-            *(self._committed_reference(*reference) for reference in references.values()),
-            SQL("%s", SUPERUSER_ID),
-            SQL("%s", SUPERUSER_ID),
-            now,
-            now,
-        ]
-        # One statement, no ORM: an audit row is on the path of every tool call. Its commit
-        # does not wait for the WAL flush either; a database crash may lose the last rows of
-        # the last few hundred milliseconds, never a call.
+        if self.env.context.get(BACKGROUND, not odoo_module.current_test):
+            dbname = self.env.cr.dbname
+            writer = audit_writer.writer_for(dbname, functools.partial(_write_rows, dbname))
+            writer.put(row)
+            return None
         with self.env.registry.cursor() as cr:
-            cr.execute(
-                SQL(
-                    "SET LOCAL synchronous_commit TO OFF; INSERT INTO %s (%s) VALUES (%s) "
-                    "RETURNING id",
-                    SQL.identifier(self._table),
-                    SQL(", ").join(SQL.identifier(column) for column in columns),
-                    SQL(", ").join(values),
-                )
-            )
-            return cr.fetchone()[0]
+            return _insert_rows(cr, [row])[0]
 
     @api.model
     def _masked_arguments(self, arguments):
@@ -150,24 +207,6 @@ class McpAuditLog(models.Model):
             return None
         text = json.dumps(masking.mask(arguments), default=str, ensure_ascii=False, sort_keys=True)
         return _truncate(text, MAX_ARGUMENTS_CHARS)
-
-    @staticmethod
-    def _committed_reference(table, record_id):
-        """The id of the row ``record_id`` of ``table``, or NULL where the audit cursor cannot
-        reference it.
-
-        A row the caller created and has not committed is invisible to the audit cursor; a row
-        the caller is deleting is locked, and the foreign key check of the insert would wait for
-        the caller, which waits for this insert: ``SKIP LOCKED`` drops such a reference instead
-        of hanging.
-        """
-        if not record_id:
-            return SQL("NULL")
-        return SQL(
-            "(SELECT id FROM %s WHERE id = %s FOR KEY SHARE SKIP LOCKED)",
-            SQL.identifier(table),
-            record_id,
-        )
 
     @api.model
     def _retention_days(self):

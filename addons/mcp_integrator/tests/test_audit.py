@@ -10,6 +10,7 @@ from odoo import SUPERUSER_ID, api, fields
 from odoo.exceptions import AccessError
 from odoo.tests import TransactionCase, new_test_user, tagged
 
+from ..services import audit_writer
 from .test_integrator_api import ACCOUNT_IDS, McpIntegratorCase
 
 
@@ -161,7 +162,8 @@ class TestAuditLog(McpIntegratorCase):
 
 @tagged("post_install", "-at_install")
 class TestAuditSurvivesRollback(TransactionCase):
-    """Real cursors, not the test mode: what is proven here is what production does.
+    """Real cursors, not the test mode, and the background writer: what is proven here is what
+    production does.
 
     The rows are committed for real, so each test reads them through a fresh cursor (the test
     transaction cannot see rows committed after it started) and deletes them afterwards.
@@ -178,6 +180,7 @@ class TestAuditSurvivesRollback(TransactionCase):
             return cr.fetchall()
 
     def committed_rows(self):
+        self.assertTrue(audit_writer.flush_all(), "the background writer wrote every row")
         return self.committed(
             "SELECT operation, tenant_id, company_id, status FROM mcp_audit_log "
             "WHERE correlation_id = %s ORDER BY id",
@@ -193,16 +196,33 @@ class TestAuditSurvivesRollback(TransactionCase):
                 )
                 cr.execute("DELETE FROM mcp_tenant WHERE id = %s", (tenant_id,))
 
+    def test_rows_are_written_in_the_background_unless_asked_at_once(self):
+        audit = self.env["mcp.audit.log"].with_context(mcp_audit_background=True)
+        self.assertIsNone(audit._log("test.background", "x", correlation_id=self.marker))
+        row_id = audit.with_context(mcp_audit_background=False)._log(
+            "test.at_once", "x", correlation_id=self.marker
+        )
+        self.assertEqual(
+            self.committed("SELECT operation FROM mcp_audit_log WHERE id = %s", row_id),
+            [("test.at_once",)],
+        )
+        self.assertEqual(
+            [operation for operation, *_rest in self.committed_rows()],
+            ["test.at_once", "test.background"],
+        )
+
     def test_row_survives_a_rolled_back_savepoint(self):
         with self.assertRaises(RuntimeError), self.env.cr.savepoint():
-            self.env["mcp.audit.log"]._log("test.savepoint", "x", correlation_id=self.marker)
+            self.env["mcp.audit.log"].with_context(mcp_audit_background=True)._log(
+                "test.savepoint", "x", correlation_id=self.marker
+            )
             raise RuntimeError("the operation failed")
         self.assertEqual(self.committed_rows(), [("test.savepoint", None, None, "ok")])
 
     def test_row_survives_a_rolled_back_transaction(self):
         with self.registry.cursor() as caller_cr:
             env = api.Environment(caller_cr, SUPERUSER_ID, {})
-            env["mcp.audit.log"]._log(
+            env["mcp.audit.log"].with_context(mcp_audit_background=True)._log(
                 "test.transaction", "x", status="error", correlation_id=self.marker
             )
             caller_cr.rollback()
@@ -213,7 +233,7 @@ class TestAuditSurvivesRollback(TransactionCase):
             {"name": "Uncommitted", "code": "uncommitted", "account_id": next(ACCOUNT_IDS)}
         )
         self.addCleanup(self.delete_committed, [tenant.id])
-        self.env["mcp.audit.log"]._log(
+        self.env["mcp.audit.log"].with_context(mcp_audit_background=True)._log(
             "test.uncommitted", "x", tenant=tenant, correlation_id=self.marker
         )
         self.assertEqual(
@@ -235,6 +255,10 @@ class TestAuditSurvivesRollback(TransactionCase):
             company_id = tenant.company_id.id
             # the caller deletes the tenant and has not committed: its row is locked
             caller_cr.execute("DELETE FROM mcp_tenant WHERE id = %s", (tenant_id,))
-            env["mcp.audit.log"]._log("test.locked", "x", tenant=tenant, correlation_id=self.marker)
+            env["mcp.audit.log"].with_context(mcp_audit_background=True)._log(
+                "test.locked", "x", tenant=tenant, correlation_id=self.marker
+            )
+            # written while the caller still holds the lock: the insert must not wait for it
+            self.assertTrue(audit_writer.flush_all())
             caller_cr.rollback()
         self.assertEqual(self.committed_rows(), [("test.locked", None, company_id, "ok")])
