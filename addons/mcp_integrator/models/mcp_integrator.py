@@ -3,7 +3,6 @@ import functools
 import json
 import logging
 import time
-import uuid
 
 from odoo import api, models, tools
 from odoo.exceptions import UserError
@@ -206,9 +205,9 @@ class McpIntegrator(models.AbstractModel):
         """Run ``tool`` for ``tenant`` through the provider that offers it.
 
         :param arguments: JSON-serialisable dict (None for no arguments)
-        :param cache: None, or a TTL class ("transient", "session", "config") under which the
-            result is cached per tenant, tool and arguments; None uses the class the provider
-            gives the tool (read-only tools of ``mcp_connectors``), if any
+        :param cache: a TTL class ("transient", "session", "config") under which the result is
+            cached per tenant, tool and arguments; None for the class the provider gives the
+            tool (read-only tools of ``mcp_connectors``), if any; False never to cache
         :param fallback: returned when the call fails for good (permanent error, or transient
             errors beyond the retry policy); without it such failures raise McpToolError
         :raises McpToolRefused: tenant inactive or of a company the user cannot work in, or
@@ -227,25 +226,25 @@ class McpIntegrator(models.AbstractModel):
             json.dumps(arguments)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"tool arguments must be JSON-serialisable: {exc}") from None
-        if cache is not None and cache not in cache_service.TTL_BOUNDS:
+        if cache not in (None, False) and cache not in cache_service.TTL_BOUNDS:
             raise ValueError(f"unknown cache TTL class {cache!r}")
-        correlation_id = self.env.context.get("mcp_correlation_id") or uuid.uuid4().hex
-        refusal = self._tool_refusal(tenant)
+        active, company_id, account_id, provider, tool_cache = self._tool_plan(tenant.id, tool)
+        refusal = self._tool_refusal(active, company_id)
         if refusal:
             error = tool_calls.ToolRefused(refusal)
-            self._audit_tool(tenant, tool, arguments, correlation_id, time.perf_counter(), error)
+            self._audit_tool(tenant, tool, arguments, time.perf_counter(), error)
             raise McpToolRefused(self._tool_error_message(tenant, tool, error))
         if cache is None:
-            cache = self._tool_cache_class(tenant, tool)
+            cache = tool_cache
         store = self._cache_or_none() if cache else None
         try:
             if store is None:
-                return self._run_tool(tenant, tool, arguments, correlation_id)
+                return self._run_tool(tenant, tool, arguments, provider)
             resource_type, resource_id = tool_calls.cache_resource(tool, arguments)
-            key = store.key(tenant.account_id, TOOLS_MODULE, resource_type, resource_id, "call")
+            key = store.key(account_id, TOOLS_MODULE, resource_type, resource_id, "call")
 
             def compute():
-                result = self._run_tool(tenant, tool, arguments, correlation_id)
+                result = self._run_tool(tenant, tool, arguments, provider)
                 if tool_calls.is_error_result(result):
                     return cache_service.Uncached(result)
                 return result
@@ -271,43 +270,46 @@ class McpIntegrator(models.AbstractModel):
         )
 
     @api.model
-    def _tool_refusal(self, tenant):
-        """Why ``tenant`` may not call tools in this environment, or None.
+    @tools.ormcache("tenant_id", "tool")
+    def _tool_plan(self, tenant_id, tool):
+        """What a call of ``tool`` for tenant ``tenant_id`` needs, without a query:
+        ``(active, company id, account id, provider model name or None, cache class or None)``.
 
+        Kept per registry. A change of the tenant's active flag, company or account id clears
+        it (see mcp.tenant.write), and so must providers whenever the tools they offer or
+        their cache classes change (``registry.clear_cache()``, as mcp_connectors does).
         Read as superuser: a tenant the user may not even read is refused (and audited), not
         turned into an access error halfway.
         """
-        tenant = tenant.sudo()
-        if not tenant.active:
+        tenant = self.env["mcp.tenant"].sudo().with_context(active_test=False).browse(tenant_id)
+        provider_name = cache_class = None
+        for model_name in self.env["mcp.tool.provider"]._mcp_provider_models():
+            provider = self.env[model_name].sudo()
+            if provider._mcp_provides(tenant, tool):
+                provider_name = model_name
+                cache_class = provider._mcp_cache_class(tenant, tool)
+                break
+        if cache_class not in cache_service.TTL_BOUNDS:
+            cache_class = None
+        return tenant.active, tenant.company_id.id, tenant.account_id, provider_name, cache_class
+
+    @api.model
+    def _tool_refusal(self, active, company_id):
+        """Why a tenant in this state may not call tools in this environment, or None."""
+        if not active:
             return self.env._("the tenant is archived")
-        if tenant.company_id not in self.env.companies:
+        if company_id not in self.env.companies._ids:
             return self.env._("the tenant belongs to a company you are not working in")
         return None
 
     @api.model
-    def _tool_cache_class(self, tenant, tool):
-        """The provider's TTL class for ``tool`` (None when no provider offers it)."""
-        try:
-            provider = self._tool_provider(tenant, tool)
-        except tool_calls.ToolNotFound:
-            return None
-        cache_class = provider._mcp_cache_class(tenant, tool)
-        return cache_class if cache_class in cache_service.TTL_BOUNDS else None
-
-    @api.model
-    def _tool_provider(self, tenant, tool):
-        for model_name in self.env["mcp.tool.provider"]._mcp_provider_models():
-            provider = self.env[model_name]
-            if provider._mcp_provides(tenant, tool):
-                return provider
-        raise tool_calls.ToolNotFound(f"no provider offers the tool {tool!r}")
-
-    @api.model
-    def _run_tool(self, tenant, tool, arguments, correlation_id):
-        """Route, call with retries, audit. Raises ToolError subclasses only."""
+    def _run_tool(self, tenant, tool, arguments, provider_name):
+        """Call the provider with retries, audit. Raises ToolError subclasses only."""
         started = time.perf_counter()
         try:
-            provider = self._tool_provider(tenant, tool)
+            if provider_name is None:
+                raise tool_calls.ToolNotFound(f"no provider offers the tool {tool!r}")
+            provider = self.env[provider_name]
 
             def attempt():
                 # a failed attempt leaves nothing half-written behind
@@ -323,13 +325,13 @@ class McpIntegrator(models.AbstractModel):
 
             result, attempts = tool_calls.call_with_retry(attempt)
         except tool_calls.ToolError as exc:
-            self._audit_tool(tenant, tool, arguments, correlation_id, started, exc)
+            self._audit_tool(tenant, tool, arguments, started, exc)
             raise
-        self._audit_tool(tenant, tool, arguments, correlation_id, started, attempts=attempts)
+        self._audit_tool(tenant, tool, arguments, started, attempts=attempts)
         return result
 
     @api.model
-    def _audit_tool(self, tenant, tool, arguments, correlation_id, started, error=None, attempts=1):
+    def _audit_tool(self, tenant, tool, arguments, started, error=None, attempts=1):
         """One audit row for a tool call (``error``: the ToolError it ended with, if any)."""
         status = "ok"
         if error is not None:
@@ -352,5 +354,4 @@ class McpIntegrator(models.AbstractModel):
             attempts=attempts,
             error=f"{type(error).__name__}: {error}" if error is not None else None,
             arguments=arguments,
-            correlation_id=correlation_id,
         )

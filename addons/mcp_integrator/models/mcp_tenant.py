@@ -14,6 +14,8 @@ AUDITED_VALUE_TYPES = frozenset(
 NO_AUDIT = "mcp_config_no_audit"
 # Set while a tenant is created or written: its lines' changes are part of that audited change.
 TENANT_WRITE = "mcp_tenant_write"
+# What mcp.integrator keeps per registry to check a tool call without a query.
+CALL_STATE_FIELDS = frozenset({"active", "company_id", "account_id"})
 
 
 class McpConfigMixin(models.AbstractModel):
@@ -265,10 +267,13 @@ class McpTenant(models.Model):
             moved = self.filtered(lambda tenant: tenant.account_id != vals["account_id"])
             if moved:
                 self.env["mcp.integrator"].invalidate(moved)
+        if CALL_STATE_FIELDS.intersection(vals):
+            self.env.registry.clear_cache()  # mcp.integrator._tool_plan
         return super(McpTenant, self.with_context(**{TENANT_WRITE: True})).write(vals)
 
     def unlink(self):
         self.env["mcp.integrator"].invalidate(self)
+        self.env.registry.clear_cache()  # mcp.integrator._tool_plan
         return super().unlink()
 
     def _mcp_tenants(self):

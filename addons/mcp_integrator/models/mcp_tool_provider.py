@@ -8,7 +8,10 @@ class McpToolProvider(models.AbstractModel):
     Connector addons add providers by inheriting this model into their own models
     (``_inherit = ["mcp.server", "mcp.tool.provider"]`` or a new AbstractModel) and overriding
     both methods. The integrator asks the providers in model-name order and calls the first
-    one that claims the tool; a provider must only claim tools it can actually run.
+    one that claims the tool; a provider must only claim tools it can actually run. The answers
+    of ``_mcp_provides`` and ``_mcp_cache_class`` are kept per registry (see
+    ``mcp.integrator._tool_plan``): a provider whose tools or cache classes change clears the
+    registry cache (``self.env.registry.clear_cache()``).
 
     Providers signal failures with the error classes of ``services/tool_calls.py``:
     ``TransientToolError`` (retried), ``PermanentToolError``, ``ToolUnavailable``, ``ToolNotFound``,

@@ -14,6 +14,7 @@ Generations are microsecond timestamps rather than counters, so one that expired
 never repeat a value an old entry was stamped with.
 """
 
+import functools
 import json
 import logging
 import os
@@ -21,7 +22,8 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from typing import NamedTuple
 
 from . import keys as key_rules
 from . import redis_url
@@ -96,6 +98,14 @@ class CacheSettings:
     lock_timeout: float = 10.0
     password: str = field(default="", repr=False)
 
+    def __hash__(self):
+        # the key of the process's Cache (shared_cache), looked up on every cached read
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            value = self.__dict__["_hash"] = hash(astuple(self))
+            return value
+
     def ttl(self, ttl_class):
         if ttl_class not in TTL_BOUNDS:
             raise CacheConfigError(
@@ -121,9 +131,10 @@ class CacheSettings:
         return target
 
 
-@dataclass(frozen=True)
-class CacheKey:
-    """A value's key plus its generation keys (tenant, module, type, resource), derived once."""
+class CacheKey(NamedTuple):
+    """A value's key plus its generation keys (tenant, module, type, resource), derived once.
+
+    A named tuple, not a dataclass: one is built for every cached read."""
 
     redis_key: str
     account_id: int
@@ -132,6 +143,23 @@ class CacheKey:
 
     def __str__(self):
         return self.redis_key
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_frame(namespace, account_id, module, resource_type, action):
+    """The checked parts of a key that do not depend on the resource, kept per process:
+    ``(prefix of the key, its action suffix, the tenant, module and type generation keys)``.
+    An invalid part raises (and is not kept)."""
+    tenant, module, resource_type, _resource, action = key_rules.key_parts(
+        namespace, account_id, module, resource_type, None, action
+    )
+    tenant_generation = f"{tenant}:{GENERATIONS}"
+    module_generation = f"{tenant_generation}:{module}"
+    return (
+        f"{tenant}:{module}:{resource_type}:",
+        f":{action}",
+        (tenant_generation, module_generation, f"{module_generation}:{resource_type}"),
+    )
 
 
 class CacheStats:
@@ -222,23 +250,15 @@ class Cache:
 
     # keys ------------------------------------------------------------------------------------
     def key(self, account_id, module, resource_type, resource_id, action):
-        redis_key = key_rules.build_key(
-            self.namespace, account_id, module, resource_type, resource_id, action
+        prefix, suffix, generations = _key_frame(
+            self.namespace, account_id, module, resource_type, action
         )
-        tenant_generation = f"{key_rules.tenant_prefix(self.namespace, account_id)}:{GENERATIONS}"
-        module_generation = f"{tenant_generation}:{module}"
-        type_generation = f"{module_generation}:{resource_type}"
-        resource_generation = f"{type_generation}:{key_rules.resource_part(resource_id)}"
+        resource = key_rules.resource_part(resource_id)
         return CacheKey(
-            redis_key=redis_key,
-            account_id=account_id,
-            module=module,
-            generation_keys=(
-                tenant_generation,
-                module_generation,
-                type_generation,
-                resource_generation,
-            ),
+            f"{prefix}{resource}{suffix}",
+            account_id,
+            module,
+            (*generations, f"{generations[2]}:{resource}"),
         )
 
     # guarded calls ---------------------------------------------------------------------------
@@ -480,6 +500,9 @@ SHARED_LIMIT = 8
 def shared_cache(settings):
     """This process's Cache for ``settings``; a new one after fork or when the settings change."""
     global _shared_pid
+    cache = _shared.get(settings)
+    if cache is not None and _shared_pid == os.getpid():
+        return cache  # the path of every cached read: no lock
     with _shared_lock:
         if _shared_pid != os.getpid():
             _shared.clear()

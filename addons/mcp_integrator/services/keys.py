@@ -64,13 +64,16 @@ def tenant_prefix(namespace, account_id):
     return f"{check_identifier('namespace', namespace)}:account_{check_account_id(account_id)}"
 
 
-def build_key(namespace, account_id, module, resource_type, resource_id, action):
-    return ":".join(
-        (
-            tenant_prefix(namespace, account_id),
-            check_identifier("module", module),
-            check_identifier("resource type", resource_type),
-            resource_part(resource_id),
-            check_identifier("action", action),
-        )
+def key_parts(namespace, account_id, module, resource_type, resource_id, action):
+    """The checked parts of a key: tenant prefix, module, resource type, resource, action."""
+    return (
+        tenant_prefix(namespace, account_id),
+        check_identifier("module", module),
+        check_identifier("resource type", resource_type),
+        resource_part(resource_id),
+        check_identifier("action", action),
     )
+
+
+def build_key(namespace, account_id, module, resource_type, resource_id, action):
+    return ":".join(key_parts(namespace, account_id, module, resource_type, resource_id, action))
