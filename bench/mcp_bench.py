@@ -296,7 +296,7 @@ def cached_vs_raw_get(env, tenant, tool):
     from odoo import SUPERUSER_ID, api
 
     from odoo.addons.mcp_integrator.models.mcp_integrator import TOOLS_MODULE
-    from odoo.addons.mcp_integrator.services import tool_calls
+    from odoo.addons.mcp_integrator.services import audit_writer, tool_calls
 
     integrator = env["mcp.integrator"]
     store = integrator.cache()
@@ -304,7 +304,9 @@ def cached_vs_raw_get(env, tenant, tool):
     key = store.key(tenant.account_id, TOOLS_MODULE, resource_type, resource_id, "call")
 
     def calls_audited():
-        # audit rows are committed by cursors of their own: count them through another one
+        # audit rows are written by this process's background writer on cursors of their own:
+        # let it write what it holds, then count them through another cursor
+        audit_writer.flush_all()
         with env.registry.cursor() as cr:
             return api.Environment(cr, SUPERUSER_ID, {})["mcp.audit.log"].search_count(
                 [("tenant_id", "=", tenant.id), ("target", "=", tool.name)]

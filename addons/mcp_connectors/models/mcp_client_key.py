@@ -54,9 +54,9 @@ class McpClientKey(models.Model):
 
     name = fields.Char(required=True, help="Who uses the key, e.g. 'Claude Desktop of Ana'.")
     active = fields.Boolean(default=True)
-    tenant_id = fields.Many2one(
-        "mcp.tenant", required=True, index=True, ondelete="cascade", check_company=True
-    )
+    # no check_company: the key's company is the tenant's, so a company domain on the tenant
+    # would hide every tenant from a new key
+    tenant_id = fields.Many2one("mcp.tenant", required=True, index=True, ondelete="cascade")
     company_id = fields.Many2one(related="tenant_id.company_id", store=True, index=True)
     user_id = fields.Many2one(
         "res.users",
@@ -355,7 +355,10 @@ class McpClientKey(models.Model):
         )
         try:
             with self.env.cr.savepoint():
-                result = integrator.call_tool(self.tenant_id, tool.name, arguments)
+                # a built-in Odoo tool runs as the acting user: its result depends on that
+                # user's rights, so it is never cached (nor served from another user's cache)
+                cache = False if tool.kind == "odoo" else None
+                result = integrator.call_tool(self.tenant_id, tool.name, arguments, cache=cache)
                 if tool_calls.is_error_result(result):
                     raise _ToolReportedError(result)
         except _ToolReportedError as reported:

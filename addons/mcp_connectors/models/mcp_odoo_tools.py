@@ -148,7 +148,7 @@ class McpOdooTools(models.AbstractModel):
             "name": product.display_name,
             "default_code": product.default_code or None,
             "barcode": product.barcode or None,
-            "category": product.categ_id.complete_name,
+            "category": product.categ_id.complete_name or None,
             "price": prices[product.id],
             "uom": product.uom_id.name,
         }

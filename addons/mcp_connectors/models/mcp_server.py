@@ -17,7 +17,7 @@ _logger = logging.getLogger(__name__)
 
 MANAGER = "mcp_integrator.group_mcp_manager"
 # Set by /mcp: built-in Odoo tools run as the caller (the MCP client key's acting user) instead
-# of the server's technical user, so their results depend on that user's rights: not cached.
+# of the server's technical user.
 ACT_AS_CALLER = "mcp_act_as_caller"
 STATE_FIELDS = frozenset(
     {
@@ -52,9 +52,9 @@ class McpServer(models.Model):
         "when their names clash with another server's.",
     )
     sequence = fields.Integer(default=10)
-    tenant_id = fields.Many2one(
-        "mcp.tenant", required=True, index=True, ondelete="cascade", check_company=True
-    )
+    # no check_company: the server's company is the tenant's, so a company domain on the tenant
+    # would hide every tenant from a new server
+    tenant_id = fields.Many2one("mcp.tenant", required=True, index=True, ondelete="cascade")
     company_id = fields.Many2one(related="tenant_id.company_id", store=True, index=True)
     enabled = fields.Boolean(default=True, help="A disabled server's tools cannot be called.")
     kind = fields.Selection(
@@ -299,10 +299,10 @@ class McpServer(models.Model):
     @api.model
     @tools.ormcache("tenant_id", "tool_name")
     def _mcp_tool_route(self, tenant_id, tool_name):
-        """``(tool id, cache class, server kind)`` of the tool ``tool_name`` of ``tenant_id``.
+        """``(tool id, cache class)`` of the tool ``tool_name`` of tenant ``tenant_id``.
 
         Falls back to another tenant's tool of that name (so that the call is refused clearly,
-        not "not found"); ``(0, None, None)`` when no tenant has one. The cache class is only given
+        not "not found"); ``(0, None)`` when no tenant has one. The cache class is only given
         to a tool that may run (own tenant, enabled, available, server enabled): a cached
         result must never outlive the admin's decision to stop a tool. Kept per registry, so a
         call costs no query; every change of a server or tool clears it.
@@ -312,10 +312,10 @@ class McpServer(models.Model):
             [("tenant_id", "=", tenant_id), ("name", "=", tool_name)], limit=1
         ) or tools_model.search([("name", "=", tool_name)], limit=1)
         if not tool:
-            return 0, None, None
+            return 0, None
         runnable = tool.tenant_id.id == tenant_id and not tool._call_refusal(tool.tenant_id)
         cacheable = runnable and tool.read_only and tool.cache_class != "none"
-        return tool.id, tool.cache_class if cacheable else None, tool.kind
+        return tool.id, tool.cache_class if cacheable else None
 
     @api.model
     def _mcp_tool_record(self, tenant, tool_name):
@@ -328,10 +328,7 @@ class McpServer(models.Model):
 
     @api.model
     def _mcp_cache_class(self, tenant, tool_name):
-        _tool_id, cache_class, kind = self._mcp_tool_route(tenant.id, tool_name)
-        if kind == "odoo" and self.env.context.get(ACT_AS_CALLER):
-            return None
-        return cache_class
+        return self._mcp_tool_route(tenant.id, tool_name)[1]
 
     @api.model
     def _mcp_call_tool(self, tenant, tool_name, arguments):

@@ -31,9 +31,7 @@ class McpTool(models.Model):
     remote_name = fields.Char(required=True, help="Name of the tool on its server.")
     title = fields.Char()
     description = fields.Text()
-    server_id = fields.Many2one(
-        "mcp.server", required=True, index=True, ondelete="cascade", check_company=True
-    )
+    server_id = fields.Many2one("mcp.server", required=True, index=True, ondelete="cascade")
     tenant_id = fields.Many2one(related="server_id.tenant_id", store=True, index=True)
     company_id = fields.Many2one(related="server_id.company_id", store=True, index=True)
     kind = fields.Selection(related="server_id.kind")
@@ -190,7 +188,8 @@ class McpTool(models.Model):
         """Create, update or mark unavailable the tools of ``server`` from its descriptors.
 
         Admin choices (enabled, cache class, crews, the name when it was renamed) survive a
-        rediscovery; a schema that changed is taken from the server.
+        rediscovery; a schema or annotations that changed are taken from the server, and a
+        tool the server no longer calls read-only loses its cache class.
         """
         existing = {
             tool.remote_name: tool for tool in server.with_context(active_test=False).tool_ids
@@ -204,6 +203,8 @@ class McpTool(models.Model):
             values = self._values_from_descriptor(descriptor)
             tool = existing.pop(descriptor["name"], None)
             if tool:
+                if not values["read_only"]:
+                    values["cache_class"] = "none"
                 tool.write({**values, "available": True})
                 continue
             name = descriptor["name"]

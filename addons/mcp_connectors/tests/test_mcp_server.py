@@ -73,6 +73,12 @@ class TestRemoteServer(McpConnectorsCase):
         with self.assertRaisesRegex(McpToolRefused, "not found on its server"):
             self.integrator.call_tool(self.tenant, "gone", {})
 
+    def test_rediscovery_drops_the_cache_class_of_a_tool_no_longer_read_only(self):
+        order = self.tool("create_order")
+        order.write({"read_only": True, "cache_class": "transient"})  # the admin's belief
+        self.server.action_discover()  # the server says it changes data
+        self.assertEqual((order.read_only, order.cache_class), (False, "none"))
+
     def test_name_clash_with_another_server_gets_the_server_prefix(self):
         other = self.make_server(code="second", url=self.demo.url)
         other.action_discover()
