@@ -26,4 +26,9 @@
         "views/mcp_connectors_menus.xml",
         "views/mcp_client_key_views.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "mcp_connectors/static/tests/tours/*.js",
+        ],
+    },
 }
