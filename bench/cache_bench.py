@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import redis
+from benchlib import emit, report_targets  # bench/ is the script's own directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import load_services
@@ -31,10 +32,6 @@ from mcp_integrator_services import cache as cache_service
 REDIS_URL = os.environ.get("MCP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SAMPLES = int(os.environ.get("MCP_BENCH_SAMPLES", "5000"))
 NAMESPACE = f"bench-{uuid.uuid4().hex[:8]}"
-
-
-def emit(name, value):
-    print(f"{name}={value}", flush=True)
 
 
 def median_us(samples):
@@ -191,10 +188,7 @@ def main():
         "target_invalidation_le_5ms": invalidate_ms <= 5,
         "target_down_overhead_le_1ms": down_ms <= 1,
     }
-    for name, met in targets.items():
-        emit(name, "met" if met else "MISSED")
-    emit("cache_hit_over_raw_get", f"{worst:.2f}")
-    return 0 if all(targets.values()) else 1
+    return report_targets(targets, "cache_hit_over_raw_get", f"{worst:.2f}")
 
 
 if __name__ == "__main__":

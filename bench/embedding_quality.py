@@ -27,6 +27,8 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
+from benchlib import emit  # bench/ is the script's own directory
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import load_services
 
@@ -37,10 +39,6 @@ DATA = Path(__file__).resolve().parent / "data" / "ptbr_products.json"
 ACCOUNT_ID = 1
 DEPTH = 10  # ranks looked at for MRR
 CUTOFFS = (1, 5)
-
-
-def emit(name, value):
-    print(f"{name}={value}", flush=True)
 
 
 def documents(data):

@@ -42,6 +42,8 @@ import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+from benchlib import emit, report_targets  # bench/ is the script's own directory
+
 sys.path.insert(0, str(ROOT / "scripts"))
 import odoo_env
 
@@ -59,10 +61,6 @@ ARGUMENTS = {"a": 1, "b": 2}
 NAMESPACE = f"bench-{uuid.uuid4().hex[:8]}"
 SERVER_START_SECONDS = 120
 HTTP_TIMEOUT = 30
-
-
-def emit(name, value):
-    print(f"{name}={value}", flush=True)
 
 
 def free_port():
@@ -436,10 +434,7 @@ def main():
         "target_integrator_call_le_1.3": call_ratio <= 1.3,
         "target_cached_call_le_1.5": cached_ratio <= 1.5,
     }
-    for name, met in targets.items():
-        emit(name, "met" if met else "missed")
-    emit("integrator_call_over_direct", f"{call_ratio:.2f}")
-    return 0 if all(targets.values()) else 1
+    return report_targets(targets, "integrator_call_over_direct", f"{call_ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,16 @@ class McpConnectorsCase(McpIntegratorCase):
             }
         )
 
+    @classmethod
+    def discovered_demo_server(cls, cleanup, **vals):
+        """A real SDK demo server (stopped through ``cleanup``, addCleanup or addClassCleanup)
+        and its ``mcp.server``, tools discovered."""
+        demo = McpServerProcess("http")
+        cleanup(demo.stop)
+        server = cls.make_server(url=demo.url, **vals)
+        server.action_discover()
+        return demo, server
+
     @staticmethod
     def wait_until(predicate, timeout=10.0):
         deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ from odoo.addons.mcp_integrator.tests.test_integrator_api import DEAD_REDIS_URL
 from ..controllers.mcp_endpoint import REQUEST_OPERATION
 from ..services import client_keys
 from ..services.mcp_server_protocol import Unauthorized
-from .common import McpConnectorsCase, McpServerProcess
+from .common import McpConnectorsCase
 
 PROTOCOL_VERSION = "2025-11-25"
 KEY_LOGGER = "odoo.addons.mcp_connectors.models.mcp_client_key"
@@ -39,10 +39,7 @@ class McpKeyCase(McpConnectorsCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.demo = McpServerProcess("http")
-        cls.addClassCleanup(cls.demo.stop)
-        cls.remote = cls.make_server(url=cls.demo.url)
-        cls.remote.action_discover()
+        cls.demo, cls.remote = cls.discovered_demo_server(cls.addClassCleanup)
         cls.tool("create_order").enabled = True
         cls.bot = new_test_user(
             cls.env,

@@ -14,7 +14,7 @@ from odoo.tools import mute_logger
 from odoo.addons.mcp_integrator.models.mcp_integrator import McpToolError, McpToolRefused
 
 from ..services import mcp_client
-from .common import McpConnectorsCase, McpServerProcess, stdio_command
+from .common import McpConnectorsCase, stdio_command
 
 CLIENT_LOGGERS = ("mcp", "httpx2", "odoo.addons.mcp_integrator.models.mcp_integrator")
 
@@ -40,10 +40,7 @@ class TestRemoteServer(McpConnectorsCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.demo = McpServerProcess("http")
-        cls.addClassCleanup(cls.demo.stop)
-        cls.server = cls.make_server(url=cls.demo.url)
-        cls.server.action_discover()
+        cls.demo, cls.server = cls.discovered_demo_server(cls.addClassCleanup)
 
     def tool(self, name, server=None):
         return (server or self.server).tool_ids.filtered(lambda t: t.remote_name == name)
@@ -183,10 +180,7 @@ class TestRemoteFaults(McpConnectorsCase):
         self.assertEqual(row.status, "error")
 
     def test_a_hanging_server_times_out_and_a_job_may_retry_later(self):
-        demo = McpServerProcess("http")
-        self.addCleanup(demo.stop)
-        server = self.make_server(url=demo.url, timeout=1)
-        server.action_discover()
+        _demo, server = self.discovered_demo_server(self.addCleanup, timeout=1)
         server.tool_ids.filtered(lambda t: t.name == "sleep").enabled = True
         started = time.monotonic()
         with mute_logger(*CLIENT_LOGGERS), self.assertRaisesRegex(McpToolError, "within 1s"):
@@ -196,10 +190,7 @@ class TestRemoteFaults(McpConnectorsCase):
         self.assertEqual((row.status, row.attempts), ("error", 1), "a sent call is not repeated")
 
     def test_a_server_dying_mid_call_then_coming_back(self):
-        demo = McpServerProcess("http")
-        self.addCleanup(demo.stop)
-        server = self.make_server(url=demo.url, timeout=10)
-        server.action_discover()
+        demo, server = self.discovered_demo_server(self.addCleanup, timeout=10)
         server.tool_ids.filtered(lambda t: t.name == "blocking_sleep").enabled = True
         threading.Timer(0.5, demo.kill).start()
         with mute_logger(*CLIENT_LOGGERS), self.assertRaises(McpToolError):
