@@ -87,10 +87,11 @@ class McpIntegrator(models.AbstractModel):
             ) from None
 
     @api.model
-    def _cache_or_none(self):
-        """The Cache, or None (with a warning a minute at most) when the settings are invalid."""
+    def _cache_or_none(self, settings=None):
+        """The Cache of ``settings`` (default: the current ones), or None (with a warning a
+        minute at most) when the settings are invalid."""
         try:
-            return cache_service.shared_cache(self.settings())
+            return cache_service.shared_cache(settings or self.settings())
         except cache_service.CacheConfigError as exc:
             if SETTINGS_WARNING.ready():
                 _logger.warning("AI Integration cache disabled, invalid settings: %s", exc)
@@ -228,7 +229,9 @@ class McpIntegrator(models.AbstractModel):
             raise ValueError(f"tool arguments must be JSON-serialisable: {exc}") from None
         if cache not in (None, False) and cache not in cache_service.TTL_BOUNDS:
             raise ValueError(f"unknown cache TTL class {cache!r}")
-        active, company_id, account_id, provider, tool_cache = self._tool_plan(tenant.id, tool)
+        active, company_id, account_id, provider, tool_cache, settings = self._tool_plan(
+            tenant.id, tool
+        )
         refusal = self._tool_refusal(active, company_id)
         if refusal:
             error = tool_calls.ToolRefused(refusal)
@@ -236,7 +239,7 @@ class McpIntegrator(models.AbstractModel):
             raise McpToolRefused(self._tool_error_message(tenant, tool, error))
         if cache is None:
             cache = tool_cache
-        store = self._cache_or_none() if cache else None
+        store = self._cache_or_none(settings) if cache else None
         try:
             if store is None:
                 return self._run_tool(tenant, tool, arguments, provider)
@@ -273,11 +276,13 @@ class McpIntegrator(models.AbstractModel):
     @tools.ormcache("tenant_id", "tool")
     def _tool_plan(self, tenant_id, tool):
         """What a call of ``tool`` for tenant ``tenant_id`` needs, without a query:
-        ``(active, company id, account id, provider model name or None, cache class or None)``.
+        ``(active, company id, account id, provider model name or None, cache class or None,
+        cache settings)``.
 
         Kept per registry. A change of the tenant's active flag, company or account id clears
         it (see mcp.tenant.write), and so must providers whenever the tools they offer or
-        their cache classes change (``registry.clear_cache()``, as mcp_connectors does).
+        their cache classes change (``registry.clear_cache()``, as mcp_connectors does); saved
+        settings clear it as they clear :meth:`_stored_settings`.
         Read as superuser: a tenant the user may not even read is refused (and audited), not
         turned into an access error halfway.
         """
@@ -291,7 +296,14 @@ class McpIntegrator(models.AbstractModel):
                 break
         if cache_class not in cache_service.TTL_BOUNDS:
             cache_class = None
-        return tenant.active, tenant.company_id.id, tenant.account_id, provider_name, cache_class
+        return (
+            tenant.active,
+            tenant.company_id.id,
+            tenant.account_id,
+            provider_name,
+            cache_class,
+            self.settings(),
+        )
 
     @api.model
     def _tool_refusal(self, active, company_id):
