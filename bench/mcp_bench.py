@@ -298,7 +298,9 @@ def cached_vs_raw_get(env, tenant, tool):
 
     integrator = env["mcp.integrator"]
     store = integrator.cache()
-    resource_type, resource_id = tool_calls.cache_resource(tool.name, ARGUMENTS)
+    resource_type, resource_id = tool_calls.cache_resource(
+        tool.name, tool_calls.arguments_json(ARGUMENTS)
+    )
     key = store.key(tenant.account_id, TOOLS_MODULE, resource_type, resource_id, "call")
 
     def calls_audited():

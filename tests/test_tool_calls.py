@@ -102,18 +102,28 @@ def test_policy_rejects_nonsense(tool_calls, options):
 def test_cache_resource_keeps_tools_apart(tool_calls, services):
     from mcp_integrator_services import keys
 
-    resource_type, resource_id = tool_calls.cache_resource("get_product", {"id": 1})
+    def resource(tool, arguments):
+        return tool_calls.cache_resource(tool, tool_calls.arguments_json(arguments))
+
+    resource_type, resource_id = resource("get_product", {"id": 1})
     assert resource_type == "get_product"
     # names that are not key identifiers are normalised, the exact name stays in the hashed id
-    upper = tool_calls.cache_resource("getProduct", {"id": 1})
-    lower = tool_calls.cache_resource("getproduct", {"id": 1})
+    upper = resource("getProduct", {"id": 1})
+    lower = resource("getproduct", {"id": 1})
     assert upper[0] == lower[0] == "getproduct"
     assert keys.resource_part(upper[1]) != keys.resource_part(lower[1])
-    assert tool_calls.cache_resource("products/search", {})[0] == "products_search"
+    assert resource("products/search", {})[0] == "products_search"
     # argument order does not matter, values do
-    assert keys.resource_part(
-        tool_calls.cache_resource("t", {"a": 1, "b": 2})[1]
-    ) == keys.resource_part(tool_calls.cache_resource("t", {"b": 2, "a": 1})[1])
+    assert resource("t", {"a": 1, "b": 2})[1] == resource("t", {"b": 2, "a": 1})[1]
     assert keys.resource_part(resource_id) != keys.resource_part(
-        tool_calls.cache_resource("get_product", {"id": 2})[1]
+        resource("get_product", {"id": 2})[1]
     )
+    # a tool name ending like JSON cannot pass for other arguments: the JSON text has no newline
+    assert resource('t\n{"a":1}', {})[1] != resource("t", {"a": 1})[1]
+
+
+def test_arguments_json_is_canonical_and_strict(tool_calls):
+    assert tool_calls.arguments_json({"b": "ç", "a": [1, 2]}) == '{"a":[1,2],"b":"ç"}'
+    assert "\n" not in tool_calls.arguments_json({"text": "two\nlines"})
+    with pytest.raises(TypeError):
+        tool_calls.arguments_json({"when": object()})

@@ -224,7 +224,7 @@ class McpIntegrator(models.AbstractModel):
         if not isinstance(arguments, dict):
             raise TypeError(f"tool arguments must be a dict, got {type(arguments).__name__}")
         try:
-            json.dumps(arguments)
+            arguments_text = tool_calls.arguments_json(arguments)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"tool arguments must be JSON-serialisable: {exc}") from None
         if cache not in (None, False) and cache not in cache_service.TTL_BOUNDS:
@@ -243,7 +243,7 @@ class McpIntegrator(models.AbstractModel):
         try:
             if store is None:
                 return self._run_tool(tenant, tool, arguments, provider)
-            resource_type, resource_id = tool_calls.cache_resource(tool, arguments)
+            resource_type, resource_id = tool_calls.cache_resource(tool, arguments_text)
             key = store.key(account_id, TOOLS_MODULE, resource_type, resource_id, "call")
 
             def compute():

@@ -6,6 +6,7 @@ one of the error classes below; anything else they raise is classified here once
 caller only ever sees :class:`ToolError` subclasses.
 """
 
+import json
 import random
 import re
 import time
@@ -119,15 +120,26 @@ def call_with_retry(func, policy=DEFAULT_POLICY, *, sleep=time.sleep, rand=rando
         sleep(policy.delay(attempt, rand))
 
 
-def cache_resource(tool, arguments):
+def arguments_json(arguments):
+    """The arguments as canonical JSON (sorted keys, no spaces): equal arguments, equal text.
+
+    Strict: raises TypeError or ValueError for anything JSON cannot carry. The integrator makes
+    it once per call, to check the arguments and to key their cached result.
+    """
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cache_resource(tool, arguments_text):
     """``(resource_type, resource_id)`` under which a tool result is cached.
 
-    The resource type is the tool name, so that ``invalidate(tenant, "tools", <tool>)`` drops
-    its results; a name that is not a valid key identifier is lower-cased with the other
-    characters turned into ``_``. The resource id holds the exact name and the arguments (the
-    key helper hashes it), so two tools whose names normalise alike never share a result.
+    ``arguments_text`` is :func:`arguments_json` of the arguments. The resource type is the
+    tool name, so that ``invalidate(tenant, "tools", <tool>)`` drops its results; a name that
+    is not a valid key identifier is lower-cased with the other characters turned into ``_``.
+    The resource id holds the exact name and the arguments (the key helper hashes it), so two
+    tools whose names normalise alike never share a result. The arguments come last, after a
+    newline that their JSON text cannot contain, so no two (tool, arguments) pairs share an id.
     """
     resource_type = (
         tool if IDENTIFIER.fullmatch(tool) else re.sub(r"[^a-z0-9_.-]", "_", tool.lower())
     )
-    return resource_type[:64], {"tool": tool, "arguments": arguments}
+    return resource_type[:64], f"{tool}\n{arguments_text}"
