@@ -11,7 +11,7 @@ from odoo.addons.mcp_integrator.models.mcp_tenant import McpConfigMixin
 from odoo.addons.mcp_integrator.services import masking, tool_calls
 
 from ..services import mcp_client, server_config
-from ..services.mcp_server_protocol import validate_arguments
+from ..services.mcp_server_protocol import argument_errors, validator_for
 
 _logger = logging.getLogger(__name__)
 
@@ -331,12 +331,24 @@ class McpServer(models.Model):
         return self._mcp_tool_route(tenant.id, tool_name)[1]
 
     @api.model
+    def _mcp_writes_data(self, tenant, tool_name):
+        # a remote tool writes nothing to this database (its audit row has its own cursor)
+        return self._mcp_tool_record(tenant, tool_name).kind != "remote"
+
+    @api.model
+    @tools.ormcache("tool_id")
+    def _mcp_tool_validator(self, tool_id):
+        """The validator of the tool's input schema, kept per registry (tool changes clear it)."""
+        tool = self.env["mcp.tool"].sudo().browse(tool_id)
+        return validator_for(tool.input_schema or {"type": "object"})
+
+    @api.model
     def _mcp_call_tool(self, tenant, tool_name, arguments):
         tool = self._mcp_tool_record(tenant, tool_name)
         refusal = tool._call_refusal(tenant)
         if refusal:
             raise tool_calls.ToolRefused(refusal)
-        errors = validate_arguments(tool.input_schema or {"type": "object"}, arguments)
+        errors = argument_errors(self._mcp_tool_validator(tool.id), arguments)
         if errors:
             raise tool_calls.PermanentToolError(
                 "the arguments do not match the tool's input schema: " + "; ".join(errors)

@@ -319,7 +319,18 @@ def validate_arguments(schema, arguments):
     not a valid JSON Schema. Schemas without ``$schema`` are read as draft 2020-12, the MCP
     default.
     """
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    return argument_errors(validator_for(schema), arguments)
+
+
+def validator_for(schema):
+    """The JSON Schema validator of ``schema`` (kept per schema text). Raises ``ValueError``
+    when the schema itself is invalid. A caller that validates many calls against one tool
+    keeps it, and skips serialising the schema on every call."""
+    return _validator(json.dumps(schema, sort_keys=True))
+
+
+def argument_errors(validator, arguments):
+    """The problems :func:`validate_arguments` reports, with a validator already built."""
     problems = []
     for error in sorted(validator.iter_errors(arguments), key=_error_sort_key):
         path = ".".join(str(part) for part in error.absolute_path)

@@ -1,4 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import contextlib
 import functools
 import json
 import logging
@@ -229,7 +230,7 @@ class McpIntegrator(models.AbstractModel):
             raise ValueError(f"tool arguments must be JSON-serialisable: {exc}") from None
         if cache not in (None, False) and cache not in cache_service.TTL_BOUNDS:
             raise ValueError(f"unknown cache TTL class {cache!r}")
-        active, company_id, account_id, provider, tool_cache, settings = self._tool_plan(
+        active, company_id, account_id, provider, writes, tool_cache, settings = self._tool_plan(
             tenant.id, tool
         )
         refusal = self._tool_refusal(active, company_id)
@@ -242,12 +243,12 @@ class McpIntegrator(models.AbstractModel):
         store = self._cache_or_none(settings) if cache else None
         try:
             if store is None:
-                return self._run_tool(tenant, tool, arguments, provider)
+                return self._run_tool(tenant, tool, arguments, provider, writes)
             resource_type, resource_id = tool_calls.cache_resource(tool, arguments_text)
             key = store.key(account_id, TOOLS_MODULE, resource_type, resource_id, "call")
 
             def compute():
-                result = self._run_tool(tenant, tool, arguments, provider)
+                result = self._run_tool(tenant, tool, arguments, provider, writes)
                 if tool_calls.is_error_result(result):
                     return cache_service.Uncached(result)
                 return result
@@ -276,8 +277,8 @@ class McpIntegrator(models.AbstractModel):
     @tools.ormcache("tenant_id", "tool")
     def _tool_plan(self, tenant_id, tool):
         """What a call of ``tool`` for tenant ``tenant_id`` needs, without a query:
-        ``(active, company id, account id, provider model name or None, cache class or None,
-        cache settings)``.
+        ``(active, company id, account id, provider model name or None, whether the tool may
+        write here, cache class or None, cache settings)``.
 
         Kept per registry. A change of the tenant's active flag, company or account id clears
         it (see mcp.tenant.write), and so must providers whenever the tools they offer or
@@ -288,11 +289,13 @@ class McpIntegrator(models.AbstractModel):
         """
         tenant = self.env["mcp.tenant"].sudo().with_context(active_test=False).browse(tenant_id)
         provider_name = cache_class = None
+        writes = True
         for model_name in self.env["mcp.tool.provider"]._mcp_provider_models():
             provider = self.env[model_name].sudo()
             if provider._mcp_provides(tenant, tool):
                 provider_name = model_name
                 cache_class = provider._mcp_cache_class(tenant, tool)
+                writes = bool(provider._mcp_writes_data(tenant, tool))
                 break
         if cache_class not in cache_service.TTL_BOUNDS:
             cache_class = None
@@ -301,6 +304,7 @@ class McpIntegrator(models.AbstractModel):
             tenant.company_id.id,
             tenant.account_id,
             provider_name,
+            writes,
             cache_class,
             self.settings(),
         )
@@ -315,7 +319,7 @@ class McpIntegrator(models.AbstractModel):
         return None
 
     @api.model
-    def _run_tool(self, tenant, tool, arguments, provider_name):
+    def _run_tool(self, tenant, tool, arguments, provider_name, writes=True):
         """Call the provider with retries, audit. Raises ToolError subclasses only."""
         started = time.perf_counter()
         try:
@@ -325,7 +329,7 @@ class McpIntegrator(models.AbstractModel):
 
             def attempt():
                 # a failed attempt leaves nothing half-written behind
-                with self.env.cr.savepoint():
+                with self.env.cr.savepoint() if writes else contextlib.nullcontext():
                     result = provider._mcp_call_tool(tenant, tool, arguments)
                 try:
                     json.dumps(result)

@@ -38,6 +38,14 @@ class McpToolProvider(models.AbstractModel):
         (``None``: not cached). Only read-only tools should have one."""
 
     @api.model
+    def _mcp_writes_data(self, tenant, tool_name):
+        """Whether the tool may write to this database. The integrator runs each attempt of
+        such a tool in a savepoint (a failed attempt leaves nothing half-written); a provider
+        whose tool certainly writes nothing here (a remote server's) answers False and its
+        calls skip the savepoint's two round trips."""
+        return True
+
+    @api.model
     @tools.ormcache()
     def _mcp_provider_models(self):
         """Names of the models that implement this hook, this abstract model excluded.
