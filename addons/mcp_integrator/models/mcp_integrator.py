@@ -233,9 +233,8 @@ class McpIntegrator(models.AbstractModel):
         active, company_id, account_id, provider, writes, tool_cache, settings = self._tool_plan(
             tenant.id, tool
         )
-        refusal = self._tool_refusal(active, company_id)
-        if refusal:
-            error = tool_calls.ToolRefused(refusal)
+        if not active or company_id not in self.env.companies._ids:
+            error = tool_calls.ToolRefused(self._tool_refusal(active))
             self._audit_tool(tenant, tool, arguments, time.perf_counter(), error)
             raise McpToolRefused(self._tool_error_message(tenant, tool, error))
         if cache is None:
@@ -310,13 +309,12 @@ class McpIntegrator(models.AbstractModel):
         )
 
     @api.model
-    def _tool_refusal(self, active, company_id):
-        """Why a tenant in this state may not call tools in this environment, or None."""
+    def _tool_refusal(self, active):
+        """Why a tenant that is archived (or not of a company of this environment) may not
+        call tools."""
         if not active:
             return self.env._("the tenant is archived")
-        if company_id not in self.env.companies._ids:
-            return self.env._("the tenant belongs to a company you are not working in")
-        return None
+        return self.env._("the tenant belongs to a company you are not working in")
 
     @api.model
     def _run_tool(self, tenant, tool, arguments, provider_name, writes=True):

@@ -6,6 +6,7 @@ one of the error classes below; anything else they raise is classified here once
 caller only ever sees :class:`ToolError` subclasses.
 """
 
+import functools
 import json
 import random
 import re
@@ -139,7 +140,11 @@ def cache_resource(tool, arguments_text):
     tools whose names normalise alike never share a result. The arguments come last, after a
     newline that their JSON text cannot contain, so no two (tool, arguments) pairs share an id.
     """
-    resource_type = (
-        tool if IDENTIFIER.fullmatch(tool) else re.sub(r"[^a-z0-9_.-]", "_", tool.lower())
-    )
-    return resource_type[:64], f"{tool}\n{arguments_text}"
+    return _resource_type(tool), f"{tool}\n{arguments_text}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _resource_type(tool):
+    # kept per process: a cached tool result should not pay for a regex
+    valid = tool if IDENTIFIER.fullmatch(tool) else re.sub(r"[^a-z0-9_.-]", "_", tool.lower())
+    return valid[:64]
