@@ -44,9 +44,15 @@ def check_account_id(account_id):
     return account_id
 
 
+# One encoder for the process: json.dumps with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+
+
 def canonical_json(value):
     """One spelling per value, so equal arguments give equal keys."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def resource_part(resource_id):

@@ -121,13 +121,17 @@ def call_with_retry(func, policy=DEFAULT_POLICY, *, sleep=time.sleep, rand=rando
         sleep(policy.delay(attempt, rand))
 
 
+# One encoder for the process: json.dumps with options builds a new encoder on every call.
+_STRICT_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def arguments_json(arguments):
     """The arguments as canonical JSON (sorted keys, no spaces): equal arguments, equal text.
 
     Strict: raises TypeError or ValueError for anything JSON cannot carry. The integrator makes
     it once per call, to check the arguments and to key their cached result.
     """
-    return json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _STRICT_CANONICAL.encode(arguments)
 
 
 def cache_resource(tool, arguments_text):
