@@ -52,3 +52,46 @@ def namespace(redis_url):
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture
+def make_cache(services, redis_url, namespace):
+    """``make(**settings)``: the integrator's Cache on the test's namespace, closed afterwards."""
+    from mcp_integrator_services import cache as cache_service
+
+    created = []
+
+    def make(**overrides):
+        options = {"url": redis_url, "namespace": namespace, **overrides}
+        cache = cache_service.Cache(cache_service.CacheSettings(**options))
+        created.append(cache)
+        return cache
+
+    yield make
+    for cache in created:
+        cache.close()
+
+
+@pytest.fixture
+def cache(make_cache):
+    return make_cache()
+
+
+@pytest.fixture
+def raw(redis_url):
+    """A plain Redis client, to look at what the code under test stored."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def closed_port():
+    """A local port nothing listens on: Redis (or any server) down."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-import redis
 
 
 @pytest.fixture(scope="module")
@@ -14,40 +13,6 @@ def cache_service(services):
     from mcp_integrator_services import cache
 
     return cache
-
-
-@pytest.fixture
-def make_cache(cache_service, redis_url, namespace):
-    created = []
-
-    def make(**overrides):
-        options = {"url": redis_url, "namespace": namespace, **overrides}
-        cache = cache_service.Cache(cache_service.CacheSettings(**options))
-        created.append(cache)
-        return cache
-
-    yield make
-    for cache in created:
-        cache.close()
-
-
-@pytest.fixture
-def cache(make_cache):
-    return make_cache()
-
-
-@pytest.fixture
-def raw(redis_url):
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -279,7 +244,8 @@ def test_hashes_hold_fields_and_slide(cache, raw):
 def test_sets(cache):
     key = cache.key(1, "chatwoot", "conversation", "silenced", "members")
     assert not cache.set_contains(key, "42")
-    cache.set_add(key, "42")
+    assert cache.set_add(key, "42") is True
+    assert cache.set_add(key, "42") is False  # already there: the caller knows it is a repeat
     assert cache.set_contains(key, "42")
     cache.set_remove(key, "42")
     assert not cache.set_contains(key, "42")
@@ -299,6 +265,7 @@ def test_redis_down_still_returns_right_results(make_cache, closed_port, caplog)
     cache.hash_update(key, {"x": 1})
     assert cache.hash_items(key) == {}
     assert not cache.set_contains(key, "x")
+    assert cache.set_add(key, "x") is None  # neither new nor known: Redis could not say
     warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(warnings) == 1
     status = cache.status()

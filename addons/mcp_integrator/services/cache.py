@@ -447,15 +447,19 @@ class Cache:
         return {name.decode(): json.loads(value) for name, value in (stored or {}).items()}
 
     def set_add(self, key, member, ttl_class="session"):
+        """True when ``member`` is new, False when it was there, None when Redis is down.
+
+        The answer is atomic, so concurrent callers adding one member can tell which one added it
+        (the dedupe of a conversation's message ids)."""
         ttl_ms = self.settings.ttl(ttl_class) * 1000
 
         def add():
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.sadd(key.redis_key, member)
                 pipe.pexpire(key.redis_key, ttl_ms)
-                pipe.execute()
+                return pipe.execute()[0] == 1
 
-        self._call(key.account_id, key.module, add)
+        return self._call(key.account_id, key.module, add)
 
     def set_remove(self, key, member):
         self._call(key.account_id, key.module, lambda: self.client.srem(key.redis_key, member))
