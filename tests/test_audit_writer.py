@@ -1,6 +1,7 @@
 """The background audit writer: batches, flush, a refusing database, overflow, fork."""
 
 import os
+import signal
 import threading
 
 import pytest
@@ -75,8 +76,23 @@ def test_one_writer_per_name_and_flush_all(writer_module):
     first = writer_module.writer_for("db-audit-test", table.write)
     assert writer_module.writer_for("db-audit-test", Table().write) is first
     first.put({"n": 1})
-    writer_module.flush_all(5)
+    assert writer_module.flush_all(5)
     assert table.rows == [{"n": 1}]
+
+
+def in_forked_child(body):
+    """``(pid, exit code)`` of a forked child that runs ``body()``: 0 when it returns true, 1
+    when false, 2 when it raises, -14 when it is still stuck after 5 s (SIGALRM)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.alarm(5)  # a deadlock kills the child instead of hanging the run
+            os._exit(0 if body() else 1)
+        except BaseException:  # noqa: BLE001 - a forked child must never return to pytest
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    return pid, os.waitstatus_to_exitcode(status)
 
 
 def test_a_forked_child_writes_with_its_own_thread(writer_module, tmp_path):
@@ -89,14 +105,23 @@ def test_a_forked_child_writes_with_its_own_thread(writer_module, tmp_path):
     writer = writer_module.AuditWriter(write, interval=0.05)
     writer.put({"n": "parent"})
     assert writer.flush(5)
-    pid = os.fork()
-    if pid == 0:  # the child: its writer starts a thread of its own
-        try:
-            writer.put({"n": "child"})
-            os._exit(0 if writer.flush(5) else 1)
-        except BaseException:  # noqa: BLE001 - a forked child must never return to pytest
-            os._exit(2)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+
+    def child():  # its writer starts a thread of its own
+        writer.put({"n": "child"})
+        return writer.flush(5)
+
+    pid, exit_code = in_forked_child(child)
+    assert exit_code == 0
     lines = done.read_text().splitlines()
     assert lines == [f"{os.getpid()}:1", f"{pid}:1"]
+
+
+def test_a_child_forked_during_a_writer_lookup_can_look_one_up(writer_module):
+    def child():
+        writer = writer_module.writer_for("db-forked-mid-lookup", lambda rows: None)
+        writer.put({"n": "child"})
+        return writer.flush(5)
+
+    with writer_module._WRITERS_LOCK:  # another thread was looking up a writer at the fork
+        _pid, exit_code = in_forked_child(child)
+    assert exit_code == 0

@@ -31,13 +31,12 @@ class AuditWriter:
         self.interval = interval
         self.max_batch = max_batch
         self.max_queue = max_queue
-        self._pid = None
-        self._thread = None
         self._start_afresh()
 
     def _start_afresh(self):
-        """New queue and locks: at creation, and in a forked child, whose copy of a lock may
-        be held by a thread that does not exist there."""
+        """New queue, locks and no thread: at creation, and in a forked child, whose copy of a
+        lock may be held by a thread that does not exist there."""
+        self._thread = None
         self._rows = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -70,9 +69,8 @@ class AuditWriter:
         return len(self._rows)
 
     def _ensure_thread(self):
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             return
-        self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="mcp-audit-writer", daemon=True)
         self._thread.start()
 
@@ -121,16 +119,16 @@ def writer_for(name, write_batch):
 
 def flush_all(timeout=10.0):
     """Write what every writer of this process holds (at exit); True when all are empty."""
-    return all(
-        writer.flush(timeout) for writer in list(_WRITERS.values()) if writer._pid == os.getpid()
-    )
+    return all(writer.flush(timeout) for writer in list(_WRITERS.values()))
 
 
 def _after_fork_in_child():
-    # rows queued by the parent before the fork are the parent's to write
+    # rows queued by the parent before the fork are the parent's to write; the locks may be
+    # held by a parent thread that does not exist here
+    global _WRITERS_LOCK
+    _WRITERS_LOCK = threading.Lock()
     for writer in _WRITERS.values():
         writer._start_afresh()
-        writer._thread = None
 
 
 atexit.register(flush_all)
