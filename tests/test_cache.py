@@ -362,3 +362,19 @@ def test_an_uncached_value_is_unwrapped_when_redis_is_down(make_cache, closed_po
     cache = make_cache(url=f"redis://127.0.0.1:{closed_port}/0")
     key = cache.key(7, "tools", "search", None, "call")
     assert cache.get_or_compute(key, lambda: cache_service.Uncached(3)) == 3
+
+
+@pytest.mark.parametrize("resource_id", [None, 123, "SKU-1", "a:b", True, {"q": "x", "limit": 5}])
+def test_cache_keys_are_the_keys_build_key_specifies(cache, namespace, resource_id):
+    from mcp_integrator_services import keys
+
+    key = cache.key(3, "tools", "search", resource_id, "call")
+    assert key.redis_key == keys.build_key(namespace, 3, "tools", "search", resource_id, "call")
+    tenant = keys.tenant_prefix(namespace, 3)
+    resource = keys.resource_part(resource_id)
+    assert key.generation_keys == (
+        f"{tenant}:~gen",
+        f"{tenant}:~gen:tools",
+        f"{tenant}:~gen:tools:search",
+        f"{tenant}:~gen:tools:search:{resource}",
+    )

@@ -1,7 +1,8 @@
 """Cache keys: ``<namespace>:account_<id>:<module>:<resource_type>:<resource_id>:<action>``.
 
-Every key goes through :func:`build_key`, so no input can make two different requests share a key or
-reach another tenant's keys:
+Every key is made of the parts :func:`key_parts` checks (``Cache.key`` keeps the checked parts that
+do not depend on the resource), so no input can make two different requests share a key or reach
+another tenant's keys:
 
 - ``namespace``, ``module``, ``resource_type`` and ``action`` are identifiers chosen by code;
   anything outside ``[a-z0-9_.-]{1,64}`` is refused rather than escaped: it is a programming error.
