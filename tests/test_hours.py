@@ -138,3 +138,8 @@ def test_overlaps(hours):
 )
 def test_format_hour(hours, value, text):
     assert hours.format_hour(value) == text
+
+
+def test_format_interval(hours):
+    assert hours.format_interval(8.5, 12.0) == "08:30-12:00"
+    assert hours.format_interval(22, 24) == "22:00-24:00"

@@ -327,7 +327,7 @@ class McpTenant(models.Model):
             "tz": self.tz,
             "hours": {
                 weekday: [
-                    f"{hours_service.format_hour(start)}-{hours_service.format_hour(end)}"
+                    hours_service.format_interval(start, end)
                     for start, end in intervals.get(index, [])
                 ]
                 for index, weekday in enumerate(hours_service.WEEKDAYS)

@@ -58,17 +58,15 @@ class McpTenantHours(models.Model):
                 [(line.hour_from, line.hour_to) for line in same_day]
             )
             if overlapping:
-                (start, end), (other_start, other_end) = overlapping[0]
+                first, second = overlapping[0]
                 raise ValidationError(
                     self.env._(
                         "Service hours of tenant %(tenant)s overlap on %(weekday)s: "
                         "%(first)s and %(second)s.",
                         tenant=tenant.display_name,
                         weekday=same_day[0]._weekday_label(),
-                        first=f"{hours_service.format_hour(start)}-"
-                        f"{hours_service.format_hour(end)}",
-                        second=f"{hours_service.format_hour(other_start)}-"
-                        f"{hours_service.format_hour(other_end)}",
+                        first=hours_service.format_interval(*first),
+                        second=hours_service.format_interval(*second),
                     )
                 )
 

@@ -61,6 +61,11 @@ def format_hour(value):
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+def format_interval(hour_from, hour_to):
+    """Format an interval of float hours as ``HH:MM-HH:MM`` (``(8.5, 12)`` -> ``08:30-12:00``)."""
+    return f"{format_hour(hour_from)}-{format_hour(hour_to)}"
+
+
 def local_time(at, tz_name):
     """Convert ``at`` (aware, or naive meaning UTC) to the wall clock of ``tz_name``."""
     if at.tzinfo is None:
