@@ -306,14 +306,8 @@ class McpClientKey(models.Model):
     def _mcp_tools(self):
         """The tools the client may list and call, by name."""
         self.ensure_one()
-        return self.tool_ids.filtered(
-            lambda tool: (
-                tool.tenant_id == self.tenant_id
-                and tool.enabled
-                and tool.available
-                and tool.server_id.enabled
-            )
-        ).sorted("name")
+        usable = self.tool_ids.filtered(lambda tool: not tool._call_refusal(self.tenant_id))
+        return usable.sorted("name")
 
     def _mcp_call_refusal(self, tool, arguments):
         """Why ``tool`` may not run with ``arguments`` for this key (a message), or None.

@@ -6,10 +6,12 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from odoo.addons.mcp_integrator.models.mcp_integrator import TOOLS_MODULE
+from odoo.addons.mcp_integrator.models.mcp_service import CODE_PATTERN
 
 from ..services.mcp_server_protocol import check_input_schema
 
-# Names agents and callers use: what MCP clients and LLM function calling both accept.
+# Names agents and callers use: what MCP clients accept. Not check_code's slugs: remote
+# servers name tools in mixed case and with '.' (the crews map names for LLM function calling).
 TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -128,9 +130,7 @@ class McpTool(models.Model):
     @api.constrains("crew_codes")
     def _check_crew_codes(self):
         for tool in self:
-            if any(
-                not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", code) for code in tool.crew_list()
-            ):
+            if any(not CODE_PATTERN.fullmatch(code) for code in tool.crew_list()):
                 raise ValidationError(
                     self.env._(
                         "Crews must be crew codes separated by commas (e.g. sales, support)."

@@ -70,6 +70,15 @@ class TestRemoteServer(McpConnectorsCase):
         with self.assertRaisesRegex(McpToolRefused, "not found on its server"):
             self.integrator.call_tool(self.tenant, "gone", {})
 
+    def test_tool_names_and_crew_codes_are_checked(self):
+        add = self.tool("add")
+        add.write({"name": "Add.v2", "crew_codes": "sales, support-2"})  # MCP names, crew codes
+        self.assertEqual(add.crew_list(), ["sales", "support-2"])
+        with self.assertRaisesRegex(ValidationError, "Tool name .* is invalid"):
+            add.name = "add numbers"
+        with self.assertRaisesRegex(ValidationError, "crew codes"):
+            add.crew_codes = "sales, Support"
+
     def test_rediscovery_drops_the_cache_class_of_a_tool_no_longer_read_only(self):
         order = self.tool("create_order")
         order.write({"read_only": True, "cache_class": "transient"})  # the admin's belief
