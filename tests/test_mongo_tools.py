@@ -8,7 +8,8 @@ import datetime
 import importlib
 import json
 import os
-import socket
+import subprocess
+import sys
 import uuid
 
 import mongomock
@@ -39,6 +40,26 @@ BEHAVIOUR = {
 def mongo():
     load_services("mcp_connectors")
     return importlib.import_module("mcp_connectors_services.mongo_tools")
+
+
+def test_importing_the_module_loads_no_driver():
+    """The models import mongo_tools at start-up; pymongo loads on the first MongoDB call."""
+    code = (
+        "import sys; from conftest import load_services; load_services('mcp_connectors'); "
+        "import mcp_connectors_services.builtin_config; "
+        "print(sorted({'pymongo', 'bson'} & set(sys.modules)))"
+    )
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tests_dir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
 
 
 @pytest.fixture
@@ -83,12 +104,6 @@ def products(db):
     return ["products"]
 
 
-def closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 # Settings, redaction, clients --------------------------------------------------------------
 
 
@@ -123,9 +138,9 @@ def test_invalid_settings_are_refused(mongo, changes, message):
     assert SECRET not in str(caught.value)
 
 
-def test_real_pymongo_client_is_pooled_with_every_timeout(mongo):
+def test_real_pymongo_client_is_pooled_with_every_timeout(mongo, closed_port):
     settings = mongo.MongoSettings(
-        uri=f"mongodb://svc:{SECRET}@127.0.0.1:{closed_port()}/",
+        uri=f"mongodb://svc:{SECRET}@127.0.0.1:{closed_port}/",
         database="odoo",
         timeout_ms=1500,
         max_pool_size=7,
@@ -164,8 +179,8 @@ def test_client_is_created_again_after_fork(mongo, settings):
     assert mongo.shared_client(settings, mongomock.MongoClient) is client
 
 
-def test_unreachable_server_is_unavailable_without_credentials(mongo):
-    uri = f"mongodb://svc_odoo:{SECRET}@127.0.0.1:{closed_port()}/?authSource=admin"
+def test_unreachable_server_is_unavailable_without_credentials(mongo, closed_port):
+    uri = f"mongodb://svc_odoo:{SECRET}@127.0.0.1:{closed_port}/?authSource=admin"
     settings = mongo.MongoSettings(uri=uri, database="odoo", timeout_ms=150)
     tools = mongo.MongoTools(settings)  # the default, real pymongo client
     try:

@@ -24,10 +24,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import pymongo
-from bson import Regex, Timestamp, encode
-from pymongo import errors as mongo_errors
-
 MAX_FIND_LIMIT = 100
 DEFAULT_FIND_LIMIT = 20
 MAX_FILTER_DEPTH = 8
@@ -110,7 +106,10 @@ class MongoUnavailable(MongoToolError):
 
 def redact_uri(uri):
     """``uri`` with its password and secret query values replaced by ``***``."""
-    text = uri
+    return _without_uri_secrets(uri, uri)
+
+
+def _without_uri_secrets(text, uri):
     for secret in _uri_secrets(uri):
         text = text.replace(secret, REDACTED)
     return text
@@ -169,10 +168,7 @@ class MongoSettings:
 
     def scrub(self, text):
         """``text`` without any credential of the URI."""
-        text = str(text)
-        for secret in _uri_secrets(self.uri):
-            text = text.replace(secret, REDACTED)
-        return text
+        return _without_uri_secrets(str(text), self.uri)
 
     def client_options(self):
         """The pymongo options: every network wait bounded, a bounded pool."""
@@ -197,7 +193,11 @@ def shared_client(settings, client_factory=None):
     belong to the parent.
     """
     global _clients_pid
-    factory = client_factory or pymongo.MongoClient
+    factory = client_factory
+    if factory is None:
+        import pymongo
+
+        factory = pymongo.MongoClient
     with _clients_lock:
         if _clients_pid != os.getpid():
             _clients.clear()
@@ -233,13 +233,17 @@ def _translated_errors(settings, action):
 
     The original exception is not chained: its text and its traceback may carry the URI.
     """
+    from pymongo.errors import PyMongoError
+
     try:
         yield
-    except mongo_errors.PyMongoError as exc:
+    except PyMongoError as exc:
         raise _translate(exc, settings, action) from None
 
 
 def _translate(exc, settings, action):
+    from pymongo import errors as mongo_errors
+
     where = f"MongoDB at {settings.redacted_uri}"
     if isinstance(exc, mongo_errors.ExecutionTimeout):
         return MongoUnavailable(f"{where} did not finish {action} within {settings.timeout_ms} ms.")
@@ -526,6 +530,8 @@ def clamp_limit(limit):
 
 def to_json(value):
     """``value`` as JSON-able data: ids and decimals as strings, dates as ISO 8601, no bytes."""
+    from bson import Regex, Timestamp
+
     if value is None or isinstance(value, (bool, str, int)):
         return value
     if isinstance(value, float):
@@ -553,6 +559,8 @@ def to_json(value):
 
 def _check_document(document, what):
     """A document to store: JSON data with storable keys and a bounded size."""
+    from bson import encode
+
     _check_stored_value(document, what, depth=0)
     size = len(encode({"document": document}))
     if size > MAX_DOCUMENT_BYTES:
