@@ -6,7 +6,6 @@ import importlib
 import json
 import math
 import re
-import socket
 import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,12 +95,6 @@ class OpenAIEmbeddingsServer:
         self.httpd.server_close()
 
 
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
     with OpenAIEmbeddingsServer() as running:
@@ -164,10 +157,10 @@ def test_litellm_embedder_wrong_key_is_a_clear_error_without_the_key(embeddings,
     assert secret not in repr(embedder)
 
 
-def test_litellm_embedder_unreachable_server(embeddings):
+def test_litellm_embedder_unreachable_server(embeddings, closed_port):
     embedder = embeddings.LitellmEmbedder(
         "openai/text-embedding-test",
-        api_base=f"http://127.0.0.1:{closed_port()}/v1",
+        api_base=f"http://127.0.0.1:{closed_port}/v1",
         api_key=API_KEY,
         timeout=3,
     )

@@ -88,6 +88,11 @@ def test_spec_validation_and_secrets(mc):
             headers=[("Authorization", SECRET)],
         )
     )
+    # A value inside another one must not leave the longer one half visible.
+    nested = mc.ServerSpec(
+        transport="stdio", command=["server"], env={"A_KEY": "abcd", "B_KEY": "xyz-abcd-123"}
+    )
+    assert nested.redact("failed with xyz-abcd-123 and abcd") == "failed with *** and ***"
 
 
 def test_discovery_follows_pagination(mc, pool):
@@ -143,11 +148,9 @@ def test_call_ok_and_schema_rich_call(mc, pool, demo_server):
     json.dumps(order.content)
 
 
-def test_ping_measures_a_round_trip_and_fails_clearly(mc, pool, demo_server):
+def test_ping_measures_a_round_trip_and_fails_clearly(mc, pool, demo_server, closed_port):
     assert pool.ping(http_spec(mc, demo_server.url)) > 0
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"
+    dead = f"http://127.0.0.1:{closed_port}/mcp"
     with pytest.raises(mc.McpTransportError, match="health check"):
         pool.ping(http_spec(mc, dead, timeout=2))
 
@@ -242,12 +245,9 @@ def test_garbage_server_gives_a_clear_error(mc, pool, garbage_url):
     assert SECRET not in message and "s3cr3t" not in message
 
 
-def test_circuit_opens_then_recovers(mc, pool):
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now: connections are refused
-    spec = http_spec(mc, f"http://127.0.0.1:{port}/mcp", timeout=5.0)
+def test_circuit_opens_then_recovers(mc, pool, closed_port):
+    # nothing listens there yet: connections are refused
+    spec = http_spec(mc, f"http://127.0.0.1:{closed_port}/mcp", timeout=5.0)
 
     with pytest.raises(mc.McpTransportError) as refused:
         pool.call_tool(spec, "add", {"a": 1, "b": 2})
@@ -261,7 +261,7 @@ def test_circuit_opens_then_recovers(mc, pool):
     server.mode = "http"
     server.sock = socket.socket()
     server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.sock.bind(("127.0.0.1", port))
+    server.sock.bind(("127.0.0.1", closed_port))
     server.sock.listen(64)
     server.start()
     try:

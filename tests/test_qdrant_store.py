@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 from conftest import load_services
-from test_embeddings import API_KEY, DIMENSION, OpenAIEmbeddingsServer, closed_port
+from test_embeddings import API_KEY, DIMENSION, OpenAIEmbeddingsServer
 
 PRODUCTS = [
     {
@@ -189,9 +189,9 @@ def test_local_directory_is_one_process_only(services, embedder, store):
         qdrant_store.QdrantStore(embedder, path=store.location)
 
 
-def test_unreachable_server_is_a_clear_error(services, embedder):
+def test_unreachable_server_is_a_clear_error(services, embedder, closed_port):
     qdrant_store, _ = services
-    url = f"https://user:pw-secret@127.0.0.1:{closed_port()}"
+    url = f"https://user:pw-secret@127.0.0.1:{closed_port}"
     remote = qdrant_store.QdrantStore(embedder, url=url, api_key="qk-secret", timeout=2)
     with remote, pytest.raises(qdrant_store.QdrantStoreError, match="check a collection") as error:
         remote.semantic_search(1, "products", "cerveja")

@@ -136,7 +136,9 @@ class ServerSpec:
 
     def redact(self, text):
         """``text`` with every header and environment value masked."""
-        for _name, value in self.headers + self.env:
+        # Longest first: a value containing another one is masked whole.
+        values = sorted({value for _name, value in self.headers + self.env}, key=len, reverse=True)
+        for value in values:
             if len(value) >= 4:
                 text = text.replace(value, "***")
         return text
