@@ -7,7 +7,7 @@ given; with neither, the server answers 500 so that an unscripted call fails lou
 Replies can be answers, tool calls (well-formed or not), error statuses with ``Retry-After``,
 slow answers and bodies without ``usage``. Every request is recorded in ``server.requests``.
 
-No project import: the plain tests and the benchmarks both use it.
+No project import: it stands for the provider only, at the HTTP edge.
 """
 
 import contextlib

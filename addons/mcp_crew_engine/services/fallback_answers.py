@@ -16,12 +16,13 @@ hours logic is the integrator's ``services/hours.py``, passed in as ``hours_serv
 import logging
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
+
+from .routing import plain_text
 
 _logger = logging.getLogger(__name__)
 
@@ -196,18 +197,11 @@ class OpeningStatus:
     opens: tuple[date, float] | None = None
 
 
-def normalised_words(text):
-    """Lower-case words without accents (``"Vocês abrem?"`` -> ``["voces", "abrem"]``)."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return re.findall(r"[a-z0-9]+", plain)
-
-
 def content_stems(text):
     """The stems of the words that carry meaning (no stop words, no single letters)."""
     return {
         word[:STEM_CHARS]
-        for word in normalised_words(text)
+        for word in plain_text(text).split()
         if len(word) > 1 and word not in STOPWORDS
     }
 
@@ -338,7 +332,7 @@ class FallbackAnswerer:
         if not isinstance(message, str):
             return self._handoff(at, "the message is not text")
         message = message[:MATCH_CHARS]
-        words = normalised_words(message)
+        words = plain_text(message).split()
         if not words:
             return self._handoff(at, "the message has no words")
         if HANDOFF_WORDS.intersection(words):
