@@ -30,6 +30,19 @@ def load_services(addon):
     return package
 
 
+def load_test_double(addon, module):
+    """Import ``addons/<addon>/tests/<module>.py`` by path: a test double with no Odoo import,
+    shared by the addon's Odoo tests and the plain tier."""
+    name = f"{addon}_{module}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ADDONS / addon / "tests" / f"{module}.py")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
 @pytest.fixture(scope="session")
 def services():
     return load_services("mcp_integrator")

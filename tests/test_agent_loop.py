@@ -9,11 +9,11 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import fake_llm_server as fake
 import pytest
-from conftest import load_services
+from conftest import load_services, load_test_double
 
 load_services("mcp_crew_engine")
+fake = load_test_double("mcp_crew_engine", "fake_llm_server")
 from mcp_crew_engine_services import agent_loop  # after load_services, which makes it
 
 API_KEY = "sk-test-9f3b2c"
