@@ -21,9 +21,11 @@ exception. Only a provider failure worth retrying (429, 5xx, timeout, connection
 import email.utils
 import hashlib
 import json
+import logging
 import os
 import re
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field, replace
 
 ANSWER = "answer"
@@ -188,6 +190,8 @@ def _litellm():
     import litellm
 
     litellm.suppress_debug_info = True
+    # litellm logs every call at INFO on its own logger: the run records them instead
+    logging.getLogger("LiteLLM").setLevel(logging.WARNING)
     return litellm
 
 
@@ -331,20 +335,36 @@ def canonical_json(value):
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def wording_form(text):
+    """A customer's message as answer cache keys compare it: case, accents, spacing and the
+    punctuation that ends it vary between customers asking the same thing; nothing else is
+    folded (a comma inside can change the meaning: "não, quero trocar")."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    folded = "".join(char for char in folded if not unicodedata.combining(char))
+    return " ".join(folded.split()).rstrip("?!.…¿¡ ")
+
+
 def answer_cache_key(model, temperature, messages, tools, data_versions, options=None):
     """Key of a stored LLM reply, or None when the request must not be answered from a cache.
 
     Only a deterministic request is cacheable: temperature 0 and a known ``data_versions``
     token (the versions of the tenant data the answer may depend on, so a change to that data
-    changes the key). Equal model, messages, tools (in their order), ``options`` (other request
-    parameters such as ``max_tokens``) and token give equal keys; anything else differs. No
-    similarity of any kind: "paid invoices" and "unpaid invoices" never share an answer.
+    changes the key). Equal model, messages (the users' ones in their :func:`wording_form`),
+    tools (in their order), ``options`` (other request parameters such as ``max_tokens``) and
+    token give equal keys; anything else differs. No similarity of any kind: "paid invoices"
+    and "unpaid invoices" never share an answer.
     """
     if temperature != 0 or data_versions is None:
         return None
+    compared = [
+        {**message, "content": wording_form(message["content"])}
+        if message.get("role") == "user" and isinstance(message.get("content"), str)
+        else message
+        for message in messages
+    ]
     request = {
         "model": model,
-        "messages": messages,
+        "messages": compared,
         "tools": tools or [],
         "options": options or {},
         "data_versions": data_versions,
@@ -447,7 +467,9 @@ def _profile_lines(profile):
     if tone:
         lines.append(f"Tone: {tone}.")
     hours = profile.get("hours") or {}
-    if hours:
+    # a tenant without opening hours set up is not "closed every day"
+    has_hours = any(hours.values())
+    if has_hours:
         days = "; ".join(
             f"{day} {', '.join(intervals) if intervals else 'closed'}"
             for day, intervals in hours.items()
@@ -460,12 +482,14 @@ def _profile_lines(profile):
             f"{day['date']} {day.get('name') or ''}".strip() for day in holidays[:12]
         )
         lines.append(f"Closed on: {closed}.")
-    if "open_now" in profile:
+    if has_hours and "open_now" in profile:
         lines.append("The business is open now." if profile["open_now"] else "It is closed now.")
     if profile.get("services"):
         lines.append(f"Services offered: {', '.join(profile['services'])}.")
     if profile.get("business_rules"):
         lines.append(f"Business rules:\n{profile['business_rules'].strip()}")
+    if profile.get("conversation_summary"):
+        lines.append(f"Earlier in this conversation:\n{profile['conversation_summary']}")
     return lines
 
 
