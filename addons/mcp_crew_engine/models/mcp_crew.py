@@ -1,0 +1,145 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from ..services import agent_loop, routing
+
+
+class McpCrew(models.Model):
+    """A team of agents for one kind of request (sales, orders, returns...) of one tenant.
+
+    The router picks the crew of each message from its routing hints: channels, keywords,
+    example messages and purpose, the tenant's opening hours and enabled services.
+    """
+
+    _name = "mcp.crew"
+    _inherit = "mcp.config.mixin"
+    _description = "AI Crew"
+    _order = "tenant_id, sequence, id"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, translate=True)
+    code = fields.Char(
+        required=True,
+        help="Short identifier (a-z, 0-9, '_', '-'): what routing reasons and tools' crew "
+        "lists use.",
+    )
+    sequence = fields.Integer(default=10)
+    active = fields.Boolean(default=True)
+    tenant_id = fields.Many2one("mcp.tenant", required=True, index=True, ondelete="cascade")
+    company_id = fields.Many2one(related="tenant_id.company_id", store=True, index=True)
+    purpose = fields.Text(
+        required=True,
+        help="What the crew handles, in the customers' language; routing compares messages "
+        "with it.",
+    )
+    keywords = fields.Text(help="Words or phrases that point to this crew, separated by commas.")
+    examples = fields.Text(
+        string="Example Messages", help="Messages this crew should take, one per line."
+    )
+    channels = fields.Char(
+        help="Channels the crew serves, comma-separated (whatsapp, instagram, email...); "
+        "empty: every channel."
+    )
+    service_id = fields.Many2one(
+        "mcp.service",
+        string="Needs Service",
+        help="The crew only takes messages while the tenant offers this service.",
+    )
+    hours = fields.Selection(
+        [
+            ("any", "Any time"),
+            ("open", "Only while open"),
+            ("closed", "Only while closed"),
+        ],
+        string="Works",
+        default="any",
+        required=True,
+    )
+    process = fields.Selection(
+        [
+            (agent_loop.SEQUENTIAL, "Sequential"),
+            (agent_loop.HIERARCHICAL, "Hierarchical (the first agent manages)"),
+        ],
+        default=agent_loop.SEQUENTIAL,
+        required=True,
+        help="Sequential: each agent in turn, the last one answers. Hierarchical: the first "
+        "agent delegates to the others and combines their answers.",
+    )
+    agent_ids = fields.One2many("mcp.agent", "crew_id", string="Agents", copy=True)
+    run_count = fields.Integer(compute="_compute_run_count")
+
+    _code_per_tenant_uniq = models.Constraint(
+        "UNIQUE(tenant_id, code)", "This tenant already has a crew with this code."
+    )
+
+    def _compute_run_count(self):
+        counts = dict(
+            self.env["mcp.crew.run"]._read_group(
+                [("crew_id", "in", self.ids)], ["crew_id"], ["__count"]
+            )
+        )
+        for crew in self:
+            crew.run_count = counts.get(crew, 0)
+
+    @api.constrains("code", "purpose", "keywords", "examples", "channels", "hours")
+    def _check_routing_hints(self):
+        for crew in self:
+            try:
+                routing.CrewRoute.from_dict(crew._route_dict())
+            except routing.RoutingConfigError as exc:
+                raise ValidationError(
+                    self.env._(
+                        "Crew %(crew)s cannot be routed to: %(reason)s",
+                        crew=crew.display_name,
+                        reason=str(exc),
+                    )
+                ) from None
+
+    def _route_dict(self):
+        """What the router knows of the crew (``routing.CrewRoute.from_dict``)."""
+        self.ensure_one()
+        return {
+            "code": self.code,
+            "purpose": self.purpose or "",
+            "keywords": self.keywords or "",
+            "examples": self.examples or "",
+            "channels": self.channels or "",
+            "service": self.service_id.code or "",
+            "hours": self.hours,
+            "active": self.active,
+        }
+
+    # configuration changes ------------------------------------------------------------------
+    def _mcp_tenants(self):
+        return self.tenant_id
+
+    def _mcp_cache_resource(self):
+        return "mcp_crew", self.id
+
+    def _mcp_invalidate(self, tenants, resource_type, resource_id):
+        result = super()._mcp_invalidate(tenants, resource_type, resource_id)
+        self.env["mcp.crew.run"]._forget_decisions(tenants)
+        return result
+
+    # actions ----------------------------------------------------------------------------------
+    def action_view_runs(self):
+        self.ensure_one()
+        actions = self.env["ir.actions.act_window"]
+        action = actions._for_xml_id("mcp_crew_engine.action_mcp_crew_run")
+        action["domain"] = [("crew_id", "=", self.id)]
+        action["context"] = {}
+        return action
+
+    def action_try(self):
+        self.ensure_one()
+        actions = self.env["ir.actions.act_window"]
+        action = actions._for_xml_id("mcp_crew_engine.action_mcp_crew_try")
+        action["context"] = {"default_tenant_id": self.tenant_id.id}
+        return action
+
+    def _agents_for_run(self, default_model):
+        """The crew's active agents as the agent loop takes them (first the manager)."""
+        self.ensure_one()
+        agents = self.agent_ids.filtered("active").sorted(lambda agent: (agent.sequence, agent.id))
+        return [agent._loop_agent(default_model) for agent in agents]

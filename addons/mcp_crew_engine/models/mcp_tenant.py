@@ -1,0 +1,226 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+import logging
+from datetime import datetime, time
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+
+from odoo.addons.mcp_connectors.services import embeddings
+from odoo.addons.mcp_connectors.services.process_pool import shared_pool
+from odoo.addons.mcp_integrator.models.res_config_settings import LLM_MODEL, PARAM_PREFIX
+from odoo.addons.mcp_integrator.services import hours as hours_service
+
+from ..services import agent_loop, crew_requests, fallback_answers, routing
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PARAM = PARAM_PREFIX + "default_llm_model"
+# The built-in Odoo tool the answers without an LLM search products with.
+PRODUCT_SEARCH_TOOL = "odoo_product_search"
+
+
+class McpTenant(models.Model):
+    _inherit = "mcp.tenant"
+
+    crew_ids = fields.One2many("mcp.crew", "tenant_id", string="Crews")
+    faq_ids = fields.One2many("mcp.tenant.faq", "tenant_id", string="FAQ", copy=True)
+    llm_model = fields.Char(
+        string="LLM Model",
+        help="A litellm model string (provider/model, e.g. openai/gpt-4o-mini) for this tenant's "
+        "agents that name none; empty: the default model of the Settings. With neither, the "
+        "crews answer without an LLM (hours, FAQ, rules, products) and hand off the rest.",
+    )
+    llm_api_base = fields.Char(
+        string="LLM Endpoint",
+        help="Base URL of an OpenAI-compatible endpoint (a local or self-hosted model); empty: "
+        "the provider's own.",
+    )
+    llm_credential_id = fields.Many2one(
+        "mcp.credential",
+        string="LLM API Key",
+        domain="[('tenant_id', 'in', (id, False)), ('kind', 'in', ('api_key', 'bearer'))]",
+        help="API key of the LLM provider; empty: litellm reads the provider's environment "
+        "variable (OPENAI_API_KEY...).",
+    )
+    llm_daily_budget = fields.Float(
+        string="Daily LLM Budget (USD)",
+        digits=(16, 4),
+        help="What this tenant's runs may spend on LLM calls per local day, in litellm's cost "
+        "map currency (USD); 0: no cap. Once spent, customers get answers without an LLM and "
+        "a person takes over the rest.",
+    )
+    llm_spent_today = fields.Float(
+        string="LLM Spent Today (USD)", digits=(16, 6), compute="_compute_llm_spent_today"
+    )
+    routing_when_unsure = fields.Selection(
+        [("best_guess", "Best guess"), ("handoff", "Hand off to a person")],
+        string="When Routing Is Unsure",
+        default="best_guess",
+        required=True,
+        help="What happens to a message no crew clearly fits and no LLM classifier settles.",
+    )
+
+    _llm_daily_budget_positive = models.Constraint(
+        "CHECK(llm_daily_budget >= 0)", "The daily LLM budget cannot be negative."
+    )
+
+    @api.constrains("llm_model")
+    def _check_llm_model(self):
+        for tenant in self:
+            if tenant.llm_model and not LLM_MODEL.fullmatch(tenant.llm_model):
+                raise ValidationError(
+                    self.env._(
+                        'The LLM model "%(model)s" is not a litellm model string: write it as '
+                        "provider/model, e.g. openai/gpt-4o-mini.",
+                        model=tenant.llm_model,
+                    )
+                )
+
+    def _compute_llm_spent_today(self):
+        for tenant in self:
+            tenant.llm_spent_today = tenant._llm_spent_today()
+
+    # LLM -------------------------------------------------------------------------------------
+    def _llm_default_model(self):
+        """The model of agents that name none: the tenant's, else the Settings' (or empty)."""
+        self.ensure_one()
+        default = self.env["ir.config_parameter"].sudo().get_param(DEFAULT_MODEL_PARAM)
+        return self.llm_model or default or ""
+
+    def _llm_chat(self):
+        """The tenant's LLM client (its key read here, never stored in a job or a log)."""
+        self.ensure_one()
+        api_key = None
+        credential = self.llm_credential_id
+        if credential:
+            values = credential._get_secret_values()
+            api_key = values.get("api_key") or values.get("token")
+        return agent_loop.LitellmChat(api_base=self.llm_api_base or None, api_key=api_key)
+
+    def _llm_day_start(self):
+        """The start of the tenant's local day, as naive UTC."""
+        self.ensure_one()
+        local_now = hours_service.local_time(fields.Datetime.now(), self.tz)
+        start = datetime.combine(local_now.date(), time.min, tzinfo=local_now.tzinfo)
+        return start.astimezone(hours_service.zone("UTC")).replace(tzinfo=None)
+
+    def _llm_spent_today(self):
+        self.ensure_one()
+        if not self.id:
+            return 0.0
+        [(spent,)] = (
+            self.env["mcp.crew.run"]
+            .sudo()
+            ._read_group(
+                [("tenant_id", "=", self.id), ("create_date", ">=", self._llm_day_start())],
+                aggregates=["cost:sum"],
+            )
+        )
+        return spent or 0.0
+
+    def _llm_remaining_budget(self):
+        """What may still be spent today; None when there is no cap."""
+        self.ensure_one()
+        if not self.llm_daily_budget:
+            return None
+        return max(0.0, self.llm_daily_budget - self._llm_spent_today())
+
+    # routing ---------------------------------------------------------------------------------
+    def _crew_router(self, llm_classifier=None):
+        """The tenant's Router, built once per process and routing configuration."""
+        self.ensure_one()
+        crews = self.crew_ids.filtered("active").sorted(lambda crew: (crew.sequence, crew.id))
+        routes = tuple(crew._route_dict() for crew in crews)
+        settings = routing.RouterSettings(when_unsure=self.routing_when_unsure)
+        key = ("crew-router", self.env.cr.dbname, self.id)
+        config = (repr(routes), repr(settings))
+        router = shared_pool().get(
+            key, config, lambda: routing.Router(routes, embedder=_embedder(), settings=settings)
+        )
+        return router.with_classifier(llm_classifier) if llm_classifier else router
+
+    def _routing_request(self, text, channel):
+        self.ensure_one()
+        return routing.RoutingRequest(
+            text=text,
+            channel=channel or "",
+            is_open=self.is_open() if self.hours_ids else None,
+            enabled_services=frozenset(self.service_ids.mapped("code")),
+        )
+
+    # answers without an LLM ------------------------------------------------------------------
+    def _fallback_answerer(self):
+        self.ensure_one()
+        holidays = self.holiday_ids
+        schedule = fallback_answers.Schedule(
+            tz=self.tz,
+            intervals=self._weekly_intervals(),
+            holidays=tuple(holidays.filtered(lambda day: not day.yearly).mapped("date")),
+            yearly_holidays=tuple((day.date.month, day.date.day) for day in holidays if day.yearly),
+        )
+        faq = [
+            fallback_answers.FaqEntry(entry.question, entry.answer)
+            for entry in self.faq_ids.filtered("active")
+        ]
+        return fallback_answers.FallbackAnswerer(
+            self.language,
+            hours_service=hours_service,
+            schedule=schedule,
+            faq=faq,
+            rules=self.business_rules or "",
+            embedder=_embedder(),
+            product_search=self._fallback_product_search(),
+            currency=self.company_id.currency_id.name or "BRL",
+        )
+
+    def _fallback_product_search(self):
+        """``(text, limit) -> products`` through the tenant's enabled built-in product search
+        tool (so its access rules and cache apply), or None without one."""
+        tool = self.env["mcp.tool"].search(
+            [
+                ("tenant_id", "=", self.id),
+                ("remote_name", "=", PRODUCT_SEARCH_TOOL),
+                ("kind", "=", "odoo"),
+                ("enabled", "=", True),
+                ("available", "=", True),
+            ],
+            limit=1,
+        )
+        if not tool:
+            return None
+        integrator = self.env["mcp.integrator"]
+
+        def search(text, limit):
+            # the tool ANDs its words: one search per content word, longest (most telling) first
+            found = {}
+            words = sorted(set(fallback_answers.content_stems(text)), key=len, reverse=True)
+            for word in words[:3]:
+                result = integrator.call_tool(self, tool.name, {"query": word, "limit": limit})
+                for product in result.get("products", []) if isinstance(result, dict) else []:
+                    found.setdefault(product.get("id"), product)
+            return list(found.values())[:limit]
+
+        return search
+
+    def _crew_cache(self):
+        """The integrator's Cache, or None when the settings cannot work."""
+        return self.env["mcp.integrator"]._cache_or_none()
+
+    def _routing_cache(self):
+        self.ensure_one()
+        return crew_requests.RoutingCache(self._crew_cache(), self.account_id)
+
+
+def _embedder():
+    """The offline embedding model shared by the process, or None when it is not installed
+    (routing then works on keywords, answers without an LLM on keyword overlap)."""
+
+    def load():
+        embeddings.default_minilm_files()  # EmbeddingError now rather than at the first embed
+        return embeddings.OnnxMiniLMEmbedder()
+
+    try:
+        return shared_pool().get(("embedder", "minilm"), None, load)
+    except embeddings.EmbeddingError as exc:
+        _logger.warning("Crew routing without the offline embedding model: %s", exc)
+        return None
