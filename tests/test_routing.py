@@ -10,7 +10,7 @@ from conftest import load_services
 load_services("mcp_connectors")
 load_services("mcp_crew_engine")
 from mcp_connectors_services import embeddings  # after load_services, which makes them
-from mcp_crew_engine_services import routing
+from mcp_crew_engine_services import routing, routing_lexicon
 
 STORE_CREWS = (
     {
@@ -100,8 +100,8 @@ def test_stems_join_inflections_of_one_word():
 
 
 def test_terms_drop_function_words_numbers_and_spell_out_chat():
-    assert routing.terms("vcs tem promoção do pedido 1234?") == [
-        ("promocao", routing.stem("promocao")),
+    assert routing.terms("vcs tem cupom do pedido 1234?") == [
+        ("cupom", "#promocao"),  # a lexicon concept
         ("pedido", "pedid"),
     ]
     assert routing.terms("Bom dia, obrigado! Hello") == [(routing.COURTESY, routing.COURTESY)] * 3
@@ -116,6 +116,49 @@ def test_term_matches_prefix_families_and_one_typo_but_not_short_words():
     assert match("tenis", "tneis") == routing.TYPO_MATCH
     assert match("cor", "dor") == 0.0  # too short for a typo
     assert match("tamanho", "amanha") == 0.0
+
+
+# -- lexicon ---------------------------------------------------------------------------------
+
+
+def concepts(text):
+    return [stem for _word, stem in routing.terms(text)]
+
+
+def test_lexicon_reads_synonyms_families_phrases_and_sizes_as_one_concept():
+    refund = ["#reembolso"]
+    assert concepts("estorno") == concepts("Reembolsado") == refund
+    assert concepts("quero meu dinheiro de volta") == concepts("dinheiro volta") == refund
+    assert concepts("vcs tem no 37?") == concepts("nº 42") == concepts("tamanho GG") == ["#tamanho"]
+    assert concepts("numeração") == ["#tamanho"]
+    assert concepts("vou entrar com um processo") == ["#ameaca_legal"]
+    assert concepts("Me passa pra um atendente") == ["#pessoa"]
+    # a lone word with other senses stays a word: a procedure, a mention, a chat "p"
+    assert concepts("processo de troca") == ["process", "troc"]
+    assert concepts("a atendente disse") == ["atendent", "diss"]
+    assert concepts("manda p mim") == ["mand"]
+
+
+def test_lexicon_entries_are_unambiguous_and_never_a_function_word_alone():
+    phrases = [phrase for found in routing.LEXICON_WORDS.values() for phrase in found]
+    phrases += [phrase for _first, phrase in routing.LEXICON_FAMILIES]
+    written = [phrase.tokens for phrase in phrases]
+    assert len(written) == len(set(written))
+    assert not [
+        tokens for tokens in written if len(tokens) == 1 and tokens[0][0] in routing.STOPWORDS
+    ]
+    weights = {routing_lexicon.STRONG, routing_lexicon.NORMAL, routing_lexicon.WEAK}
+    assert set(routing.CONCEPT_WEIGHTS.values()) <= weights
+
+
+def test_concepts_match_themselves_or_a_typo_of_their_words_never_a_prefix():
+    def match(first, second):
+        return routing.term_match(routing.terms(first)[0], routing.terms(second)[0])
+
+    assert match("estorno", "reembolso") == match("entregador", "frete") == 1.0
+    assert match("reembolço", "reembolso") == routing.TYPO_MATCH
+    assert match("atendente", "atendimento personalizado") == 0.0  # "atend" is no common subject
+    assert match("estoque", "estorno") == 0.0
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -178,20 +221,57 @@ def test_rules_decide_before_the_embedder_is_asked(store_router):
 
 def test_keywords_of_several_words_count_when_all_are_there():
     crews = [
-        {"code": "fiscal", "purpose": "Documentos", "keywords": "nota fiscal, boleto"},
-        {"code": "vendas", "purpose": "Preços e notas de produtos"},
+        {"code": "fidelidade", "purpose": "Vantagens", "keywords": "clube de pontos, brindes"},
+        {"code": "vendas", "purpose": "Preços e pontos de venda"},
     ]
-    decision = route(routing.Router(crews), "preciso da minha nota fiscal")
-    assert (decision.crew, decision.stage) == ("fiscal", "rules")
-    assert "'nota fiscal'" in decision.reason
+    decision = route(routing.Router(crews), "como entro no clube de pontos?")
+    assert (decision.crew, decision.stage) == ("fidelidade", "rules")
+    assert "'clube de pontos'" in decision.reason
 
 
 def test_a_greeting_alone_goes_to_the_crew_that_greets():
     crews = [*STORE_CREWS, {"code": "info", "purpose": "Saudações e horário", "examples": ["Oi"]}]
     router = routing.Router(crews)
     assert route(router, "Boa tarde, tudo bem?").crew == "info"
-    # before a question it is politeness: the question decides
+    assert route(router, "Obrigado pela ajuda!").crew == "info"  # thanks are the point here
+    # before a question it is politeness: the question decides, even one no crew knows
     assert route(router, "Bom dia! Quero trocar a blusa").crew == "trocas"
+    assert route(router, "Bom dia, vcs tem sandália rasteira?").crew is None
+
+
+def test_synonyms_reach_a_crew_that_words_the_subject_otherwise():
+    router = routing.Router(STORE_CREWS)
+    # neither word is in the crew's hints ("reembolso de produtos com defeito")
+    decision = route(router, "Quero o estorno, veio danificado")
+    assert (decision.crew, decision.stage, decision.unsure) == ("trocas", "rules", False)
+    assert "estorno" in decision.reason and "danificado" in decision.reason
+    assert route(router, "a rasteira vem no 37?").crew == "vendas"  # "tamanhos"
+
+
+def test_a_legal_threat_or_asking_for_a_person_outweighs_the_topic():
+    crews = [
+        *STORE_CREWS,
+        {"code": "pessoas", "purpose": "Reclamação grave, ameaça de Procon, falar com atendente"},
+    ]
+    router = routing.Router(crews)
+    threat = route(router, "Vou entrar com processo se não devolverem meu dinheiro")
+    assert (threat.crew, threat.stage) == ("pessoas", "rules")
+    assert route(router, "Quero trocar a blusa, me passa pra um atendente").crew == "pessoas"
+    # naming an attendant is not asking for one
+    assert route(router, "A atendente disse que eu podia trocar a blusa").crew == "trocas"
+
+
+def test_words_that_qualify_any_topic_weigh_less_than_the_topic():
+    router = routing.Router(STORE_CREWS)
+    assert route(router, "Quanto tempo demora o estorno?").crew == "trocas"  # not "prazo"
+    assert route(router, "Qual o prazo?").crew == "pedidos"
+
+
+def test_a_subject_counts_once_however_often_it_is_worded():
+    router = routing.Router(STORE_CREWS)
+    once, thrice = route(router, "prazo"), route(router, "quanto tempo demora, qual o prazo?")
+    assert once.crew == thrice.crew == "pedidos"
+    assert once.score == thrice.score
 
 
 def test_channels_restrict_crews():

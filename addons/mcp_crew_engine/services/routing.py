@@ -10,8 +10,10 @@ text, its channel, whether the tenant is open, its enabled services) and returns
    hours, are *unavailable*: when one of them fits best, the decision is a handoff that says
    why, never a second-best crew. Then keywords: the crews' keywords, purpose and example
    messages, normalised for pt-BR (lower-case, no accents, chat abbreviations spelled out,
-   function words dropped, a light stemmer, shared prefixes, one-letter typos), weighted by how
-   few crews use each term. Clear keyword evidence decides here.
+   function words dropped, the synonyms of a customer-service lexicon as one concept, a light
+   stemmer, shared prefixes, one-letter typos), weighted by how few crews use each term and by
+   how strong a signal the lexicon says it is (:mod:`.routing_lexicon`). Clear keyword
+   evidence decides here.
 2. ``similarity``: the message's embedding against each crew's purpose, examples and keywords
    (vectors computed once, when the router is built), blended with the keyword scores.
    A lead over the runner-up below ``unsure_margin`` is *unsure*.
@@ -27,6 +29,7 @@ integrator's cache: ``cache.get_or_compute(cache.key(account_id, "mcp_crew_engin
 router.cache_id(request), "decision"), lambda: router.route(request).as_dict(), "transient")``.
 """
 
+import copy
 import hashlib
 import json
 import logging
@@ -36,6 +39,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, replace
 from typing import NamedTuple
+
+from .routing_lexicon import CONCEPTS
 
 _logger = logging.getLogger(__name__)
 
@@ -96,6 +101,7 @@ ABBREVIATIONS = {
 # Greetings and thanks (pt-BR, and English for the customers who write it): one term, so
 # "Bom dia!" in a crew's examples meets "boa tarde".
 COURTESY = "#courtesy"  # not a word: plain text never holds "#"
+CONCEPT_MARK = "#"  # starts a lexicon concept's term, which matches only the same concept
 _COURTESY_TEXT = """
     oi ola opa obrigado obrigada agradeco grato grata valeu saudacao saudacoes cumprimento
     cumprimentos tchau hi hello hey thanks thank greetings bye
@@ -116,7 +122,8 @@ _STOPWORDS_TEXT = """
     dela deles delas este esta estes estas esse essa esses essas isso isto aquele aquela aquilo
     ser sou es sao era eram foi fui estar estou estao estava estive ter tenho tem temos tinha
     tive teve ha haver vou vai vamos vao ir queria quero quer gostaria preciso precisa pode posso
-    podem poderia consigo consegue fazer faco faz saber sei aqui ai la agora ok tipo ne ah eh
+    podem poderia consigo consegue fazer faco faz fiz fez feito feita feitos feitas saber sei
+    aqui ai la agora ok tipo ne ah eh
     favor algum alguma alguns algumas nenhum nenhuma outro outra outros outras todo toda todos
     todas tudo cada mesmo mesma dar
     the an of to in on at for with from by about is are was were be been am do does did i you
@@ -148,6 +155,14 @@ MIN_PARTICIPLE_STEM = 5  # "pedido" stays "pedid", "comprado" becomes "compr"
 PARTICIPLES = frozenset(("ado", "ada", "ido", "ida"))
 
 
+class _Phrase(NamedTuple):
+    """One entry of the lexicon: ``tokens`` are ``(word, is_family)``; a family word matches
+    every word it begins."""
+
+    concept: str
+    tokens: tuple
+
+
 class RoutingConfigError(ValueError):
     """The crews' routing data or the router's settings are unusable."""
 
@@ -176,6 +191,68 @@ def stem(word):
     return word
 
 
+def _compile_lexicon(concepts):
+    """``({first word: [phrases]}, [(first family word, phrase)], {concept term: weight})``."""
+    by_word, by_family, weights = {}, [], {}
+    for concept, (weight, entries) in concepts.items():
+        weights[CONCEPT_MARK + concept] = weight
+        for entry in filter(str.strip, entries.split(",")):
+            tokens = []
+            for written in entry.split():
+                words = plain_text(written.rstrip("*")).split()
+                tokens += [(word, False) for word in words[:-1]]
+                tokens.append((words[-1], written.endswith("*")))
+            # function words after the first are optional in the message: left out
+            tokens = tokens[:1] + [token for token in tokens[1:] if token[0] not in STOPWORDS]
+            phrase = _Phrase(CONCEPT_MARK + concept, tuple(tokens))
+            first, is_family = tokens[0]
+            if is_family:
+                by_family.append((first, phrase))
+            else:
+                by_word.setdefault(first, []).append(phrase)
+    return by_word, by_family, weights
+
+
+LEXICON_WORDS, LEXICON_FAMILIES, CONCEPT_WEIGHTS = _compile_lexicon(CONCEPTS)
+#: In every router's fingerprint: a new lexicon (a deploy) must not reuse cached decisions.
+LEXICON_VERSION = hashlib.sha256(repr(sorted(CONCEPTS.items())).encode()).hexdigest()[:16]
+
+
+def _token_matches(token, word):
+    written, is_family = token
+    return word.startswith(written) if is_family else word == written
+
+
+def _phrase_end(phrase, words, start):
+    """Where ``phrase`` found at ``words[start]`` ends (0: not found there), stepping over
+    function words between its words."""
+    position = start + 1
+    for token in phrase.tokens[1:]:
+        while (
+            position < len(words)
+            and words[position] in STOPWORDS
+            and not _token_matches(token, words[position])
+        ):
+            position += 1
+        if position == len(words) or not _token_matches(token, words[position]):
+            return 0
+        position += 1
+    return position
+
+
+def _concept_at(words, start):
+    """``(concept term, end)`` of the longest lexicon phrase at ``words[start]``, or ``None``."""
+    word = words[start]
+    phrases = LEXICON_WORDS.get(word, [])
+    phrases = phrases + [phrase for first, phrase in LEXICON_FAMILIES if word.startswith(first)]
+    found = None
+    for phrase in phrases:
+        end = _phrase_end(phrase, words, start)
+        if end and (found is None or end > found[1]):
+            found = (phrase.concept, end)
+    return found
+
+
 def _spelled_out(words):
     for word in words:
         yield from ABBREVIATIONS.get(word, word).split()
@@ -183,7 +260,7 @@ def _spelled_out(words):
 
 def terms(text):
     """The ``(word, stem)`` pairs that say what ``text`` is about; greetings and thanks are one
-    :data:`COURTESY` pair."""
+    :data:`COURTESY` pair, and a phrase of the lexicon one ``(phrase, "#<concept>")`` pair."""
     words = list(_spelled_out(plain_text(text).split()))
     found = []
     index = 0
@@ -192,6 +269,11 @@ def terms(text):
         if tuple(words[index : index + 2]) in COURTESY_PAIRS:
             found.append((COURTESY, COURTESY))
             index += 2
+            continue
+        concept = _concept_at(words, index)
+        if concept:
+            found.append((" ".join(words[index : concept[1]]), concept[0]))
+            index = concept[1]
             continue
         index += 1
         if word in COURTESY_WORDS:
@@ -235,7 +317,8 @@ def term_match(message_term, crew_term):
 
     The same stem is a full match; stems sharing at least :data:`MIN_PREFIX` leading letters
     match by the share of the longer one they have in common ("rastre"/"rastrei" closely,
-    "atendent"/"atend" less); words one typo apart match at :data:`TYPO_MATCH`.
+    "atendent"/"atend" less); words one typo apart match at :data:`TYPO_MATCH`. A lexicon
+    concept shares no prefix: it matches itself, or a word one typo away from its own.
     """
     (word, stem_), (crew_word, crew_stem) = message_term, crew_term
     if stem_ == crew_stem:
@@ -243,7 +326,7 @@ def term_match(message_term, crew_term):
     if COURTESY in (stem_, crew_stem):
         return 0.0
     shared = len(os.path.commonprefix((stem_, crew_stem)))
-    if shared >= MIN_PREFIX:
+    if shared >= MIN_PREFIX and CONCEPT_MARK not in (stem_[0], crew_stem[0]):
         return shared / max(len(stem_), len(crew_stem))
     if min(len(word), len(crew_word)) >= MIN_TYPO_LENGTH and _one_edit_apart(word, crew_word):
         return TYPO_MATCH
@@ -545,6 +628,7 @@ class Router:
         }
         self._crew_vectors = self._embed_crews() if embedder is not None else {}
         configuration = {
+            "lexicon": LEXICON_VERSION,
             "crews": [crew.as_dict() for crew in self.crews],
             "settings": self.settings.__dict__,
             "embedder": getattr(embedder, "name", type(embedder).__name__) if embedder else None,
@@ -581,6 +665,18 @@ class Router:
         return by_crew
 
     # -- public ------------------------------------------------------------------------------
+
+    def with_classifier(self, llm_classifier):
+        """This router with ``llm_classifier`` (vocabularies and crew vectors shared, not
+        rebuilt): a classifier may live for one request only, to count what it spends."""
+        other = copy.copy(self)
+        other.llm_classifier = llm_classifier
+        if (llm_classifier is None) != (self.llm_classifier is None):
+            # whether an LLM may settle unsure messages changes the decisions: and their ids
+            other.fingerprint = hashlib.sha256(
+                f"{self.fingerprint}:llm={llm_classifier is not None}".encode()
+            ).hexdigest()
+        return other
 
     def cache_id(self, request):
         """The routing cache's resource id for ``request`` (40 hex digits).
@@ -669,31 +765,34 @@ class Router:
         """``({code: (score, message words that matched)}, whether they may decide)``.
 
         A greeting before a question is politeness, not its subject: it counts only when
-        nothing else matches, and decides alone only when the message is nothing but courtesy.
+        nothing else matches and it is at least half of what the message says ("Obrigado pela
+        ajuda!", not "Bom dia, tem sandália rasteira?"), and decides alone only when the message
+        is nothing but courtesy.
         """
         message_terms = terms(text)
         subject_terms = [term for term in message_terms if term[1] != COURTESY]
         scores = {crew.code: self._keyword_score(subject_terms, crew.code) for crew in serving}
-        if len(subject_terms) == len(message_terms) or any(
-            score for score, _words in scores.values()
-        ):
+        courtesies = len(message_terms) - len(subject_terms)
+        if courtesies < len(subject_terms) or any(score for score, _words in scores.values()):
             return scores, True
         scores = {crew.code: self._keyword_score(message_terms, crew.code) for crew in serving}
         return scores, not subject_terms
 
     def _keyword_score(self, message_terms, code):
         """The sum over the message's terms of their best match in the crew's hints, times the
-        term's weight for the crew and its rarity among the crews; and the words that matched."""
+        term's weight for the crew, its rarity among the crews and its lexicon weight; and the
+        words that matched."""
         vocabulary = self._vocabularies[code]
-        score, matched = 0.0, []
+        found = {}  # stem -> (best match, word): one subject counts once, however it is worded
         for word, stem_ in dict.fromkeys(message_terms):
             best = 0.0
             for crew_stem, relevance, crew_words in self._relevance[code]:
                 for crew_word in crew_words:
                     best = max(best, term_match((word, stem_), (crew_word, crew_stem)) * relevance)
-            if best > 0:
-                score += best
-                matched.append("(greeting)" if word == COURTESY else word)
+            if best > found.get(stem_, (0.0,))[0]:
+                found[stem_] = (best, word)
+        score = sum(best * CONCEPT_WEIGHTS.get(stem_, 1.0) for stem_, (best, _) in found.items())
+        matched = ["(greeting)" if word == COURTESY else word for _best, word in found.values()]
         present = {stem_ for _word, stem_ in message_terms}
         for stems, keyword in vocabulary.keyword_phrases:
             if present.issuperset(stems):
