@@ -663,6 +663,21 @@ def test_cache_key_is_deterministic_and_exact():
     assert with_options != key
 
 
+def test_cache_key_folds_customers_wording_only():
+    def key(text, role="user"):
+        messages = [MESSAGES[0], {"role": role, "content": text}]
+        return agent_loop.answer_cache_key(MODEL, 0, messages, [], "v1")
+
+    asked = key("Vocês têm o tênis branco?")
+    assert key("  voces tem o TENIS   branco ") == asked
+    assert key("Vocês têm o tênis branco?!") == asked
+    # words, and punctuation inside, keep their meaning
+    assert key("Vocês não têm o tênis branco?") != asked
+    assert key("Não, quero trocar") != key("Não quero trocar")
+    # only customers' messages: the model's own words are compared as they are
+    assert key("Sim.", role="assistant") != key("sim", role="assistant")
+
+
 @pytest.mark.parametrize(("temperature", "versions"), [(0.2, "v1"), (1, "v1"), (0, None)])
 def test_nothing_else_is_cacheable(temperature, versions):
     assert agent_loop.answer_cache_key(MODEL, temperature, MESSAGES, [], versions) is None
