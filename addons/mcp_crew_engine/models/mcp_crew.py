@@ -67,10 +67,27 @@ class McpCrew(models.Model):
         "agent delegates to the others and combines their answers.",
     )
     agent_ids = fields.One2many("mcp.agent", "crew_id", string="Agents", copy=True)
+    # bounds of every run of the crew, over all its agents (agent_loop.Limits)
+    max_steps = fields.Integer(
+        string="Run Step Limit", default=10, help="LLM calls one run may make, all agents."
+    )
+    max_tokens = fields.Integer(
+        string="Run Token Limit", default=40_000, help="Prompt and answer tokens of one run."
+    )
+    max_seconds = fields.Float(
+        string="Run Time Limit (s)", default=90.0, help="Wall time of one run, tools included."
+    )
+    llm_timeout = fields.Float(
+        string="LLM Call Timeout (s)", default=30.0, help="Wait for one LLM answer at most."
+    )
     run_count = fields.Integer(compute="_compute_run_count")
 
     _code_per_tenant_uniq = models.Constraint(
         "UNIQUE(tenant_id, code)", "This tenant already has a crew with this code."
+    )
+    _limits_positive = models.Constraint(
+        "CHECK(max_steps >= 1 AND max_tokens >= 1 AND max_seconds > 0 AND llm_timeout > 0)",
+        "A crew's run limits must be positive.",
     )
 
     def _compute_run_count(self):
@@ -137,6 +154,17 @@ class McpCrew(models.Model):
         action = actions._for_xml_id("mcp_crew_engine.action_mcp_crew_try")
         action["context"] = {"default_tenant_id": self.tenant_id.id}
         return action
+
+    def _run_limits(self, budget):
+        """The bounds of one run; ``budget``: what the tenant may still spend today, or None."""
+        self.ensure_one()
+        return agent_loop.Limits(
+            max_steps=self.max_steps,
+            max_tokens=self.max_tokens,
+            max_seconds=self.max_seconds,
+            llm_timeout=min(self.llm_timeout, self.max_seconds),
+            budget=budget,
+        )
 
     def _agents_for_run(self, default_model):
         """The crew's active agents as the agent loop takes them (first the manager)."""

@@ -331,7 +331,7 @@ class McpCrewRun(models.Model):
                 process=crew.process,
                 history=history,
                 profile=profile,
-                limits=agent_loop.Limits(budget=budget),
+                limits=crew._run_limits(budget),
                 answer_cache=crew_requests.AnswerCache(cache, tenant.account_id) if cache else None,
                 data_versions=_data_versions(profile, crew, agents),
             )
