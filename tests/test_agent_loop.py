@@ -739,3 +739,35 @@ def test_the_module_imports_without_litellm():
         "assert 'litellm' not in sys.modules and 'openai' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True, timeout=60)
+
+
+def test_system_prompt_carries_the_tenants_behaviour():
+    worker = agent_loop.Agent(name="ana", role="a sales assistant", model=MODEL, goal="sell")
+    profile = {
+        **PROFILE,
+        "faq": [["Aceitam Pix?", "Sim, aceitamos Pix."]],
+        "conversation_summary": "user: quero um tênis",
+    }
+    prompt = agent_loop.system_prompt(worker, profile)
+    for expected in (
+        "You are a sales assistant.",
+        "Your goal: sell",
+        "You answer on behalf of Cervejaria Boa Vista.",
+        "Always answer in the language pt_BR.",
+        "Tone: friendly, warm and brief.",
+        "monday 08:00-12:00, 13:00-18:00; sunday closed",
+        "Closed on: --12-25 Natal.",
+        "The business is open now.",
+        "Services offered: delivery, pickup.",
+        "Business rules:\nFree delivery above R$ 100.",
+        "Frequently asked questions:\nQ: Aceitam Pix?\nA: Sim, aceitamos Pix.",
+        "Earlier in this conversation:\nuser: quero um tênis",
+    ):
+        assert expected in prompt
+
+
+def test_a_tenant_without_hours_is_not_described_as_closed():
+    worker = agent_loop.Agent(name="ana", role="a sales assistant", model=MODEL)
+    no_hours = {**PROFILE, "hours": {"monday": [], "sunday": []}, "open_now": False}
+    prompt = agent_loop.system_prompt(worker, no_hours)
+    assert "Opening hours" not in prompt and "closed now" not in prompt

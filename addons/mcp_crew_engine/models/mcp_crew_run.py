@@ -24,6 +24,9 @@ DELIVERY_ATTEMPTS = 10
 #: The context key the tenant travels in, from the enqueuing call to the job.
 TENANT_CONTEXT = "mcp_tenant_id"
 FINAL_STATES = ("answered", "handoff")
+#: Ends of a crew run where the answers without an LLM (hours, FAQ, rules, products) are tried
+#: before a person takes over.
+LLM_FAILURES = (agent_loop.LLM_UNAVAILABLE, agent_loop.LLM_ERROR, agent_loop.BUDGET_SPENT)
 
 HANDOFF_REASONS = [
     ("bad_request", "Message cannot be answered"),
@@ -129,7 +132,7 @@ class McpCrewRun(models.Model):
     ended_at = fields.Datetime(readonly=True)
     attempts = fields.Integer(readonly=True, help="Tries of the job (LLM provider failures).")
     job_uuid = fields.Char(string="Job UUID", readonly=True, copy=False, index=True)
-    job_id = fields.Many2one("queue.job", compute="_compute_job_id", string="Job")
+    job_id = fields.Many2one("queue.job", compute="_compute_job_id")
     delivery_state = fields.Selection(
         [("pending", "Pending"), ("done", "Delivered"), ("failed", "Failed")],
         readonly=True,
@@ -319,6 +322,7 @@ class McpCrewRun(models.Model):
             history = [message for message in history if message["role"] != "system"]
             if context.summary:
                 profile["conversation_summary"] = context.summary
+        profile["faq"] = tenant._faq_for_agents()
         cache = tenant._crew_cache()
         if budget is not None:
             budget = max(0.0, budget - self._spent(routing_values))
@@ -340,9 +344,12 @@ class McpCrewRun(models.Model):
                 seconds = int(exc.retry_after) + 1 if exc.retry_after else None
                 raise RetryableJobError(str(exc), seconds=seconds) from None
             result = exc.partial
+        notes = list(result.notes)
+        if context is not None and context.degraded:
+            notes.insert(0, "conversation context unavailable (cache down): earlier turns unread")
         values = {
             "steps": result.steps,
-            "notes": "\n".join(result.notes) or False,
+            "notes": "\n".join(notes) or False,
             "llm_calls": routing_values.get("llm_calls", 0) + result.llm_calls,
             "cache_hits": result.cache_hits,
             "tokens_in": routing_values.get("tokens_in", 0) + result.tokens_in,
@@ -355,6 +362,9 @@ class McpCrewRun(models.Model):
         }
         if result.outcome == agent_loop.ANSWER:
             return {**values, "state": "answered", "answer": result.answer, "answer_source": "llm"}
+        if result.handoff_reason in LLM_FAILURES:
+            # the model is out of reach or out of budget, not the question beyond the crew
+            return {**values, **self._answer_without_llm(result.handoff_reason, result.detail)}
         return {**values, **self._handoff_values(result.handoff_reason, result.detail[:500])}
 
     @staticmethod
@@ -363,14 +373,20 @@ class McpCrewRun(models.Model):
 
     def _tool_caller(self, crew):
         """``call_tool(name, arguments)`` for the agent loop: through the integrator (its
-        access checks, cache and audit), read-only results also kept for the conversation."""
+        access checks, cache and audit); results of cacheable tools also kept for the
+        conversation, so a follow-up question reads the same figures."""
         tenant = self.tenant_id
         integrator = self.env["mcp.integrator"]
-        read_only = set(crew.agent_ids.tool_ids.filtered("read_only").mapped("name"))
+        # results the admin lets the integrator cache (read-only tools with a cache class)
+        reusable = set(
+            crew.agent_ids.tool_ids.filtered(
+                lambda tool: tool.read_only and tool.cache_class != "none"
+            ).mapped("name")
+        )
         conversation = self._conversation()
 
         def call(name, arguments):
-            if conversation is None or name not in read_only:
+            if conversation is None or name not in reusable:
                 return integrator.call_tool(tenant, name, arguments)
 
             def compute():
@@ -442,8 +458,8 @@ class McpCrewRun(models.Model):
     # caches -------------------------------------------------------------------------------------
     @api.model
     def _forget_decisions(self, tenants):
-        """After a crew, agent or FAQ change: routing decisions and stored answers may be
-        wrong (the routing fingerprint and the data versions change too; this frees them)."""
+        """After a crew or agent change: routing decisions and stored answers may be wrong
+        (the routing fingerprint and the data versions change too; this frees them)."""
         integrator = self.env["mcp.integrator"]
         for resource_type in (crew_requests.ROUTING_RESOURCE, crew_requests.ANSWER_RESOURCE):
             integrator.invalidate(tenants, module=crew_requests.MODULE, resource_type=resource_type)

@@ -17,6 +17,9 @@ _logger = logging.getLogger(__name__)
 DEFAULT_MODEL_PARAM = PARAM_PREFIX + "default_llm_model"
 # The built-in Odoo tool the answers without an LLM search products with.
 PRODUCT_SEARCH_TOOL = "odoo_product_search"
+# The FAQ rides in every LLM call of a run: a bounded part of it.
+MAX_PROMPT_FAQ = 30
+MAX_PROMPT_FAQ_CHARS = 4000
 
 
 class McpTenant(models.Model):
@@ -197,10 +200,23 @@ class McpTenant(models.Model):
             for word in words[:3]:
                 result = integrator.call_tool(self, tool.name, {"query": word, "limit": limit})
                 for product in result.get("products", []) if isinstance(result, dict) else []:
+                    if "qty_available" in product:  # storable products only
+                        product = {**product, "available": product["qty_available"] > 0}
                     found.setdefault(product.get("id"), product)
             return list(found.values())[:limit]
 
         return search
+
+    def _faq_for_agents(self):
+        """The FAQ as the agents' prompt carries it: ``[(question, answer)]``, bounded."""
+        self.ensure_one()
+        entries, size = [], 0
+        for entry in self.faq_ids.filtered("active"):
+            size += len(entry.question) + len(entry.answer)
+            if len(entries) >= MAX_PROMPT_FAQ or size > MAX_PROMPT_FAQ_CHARS:
+                break
+            entries.append([entry.question, entry.answer])
+        return entries
 
     def _crew_cache(self):
         """The integrator's Cache, or None when the settings cannot work."""

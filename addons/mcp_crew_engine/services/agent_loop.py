@@ -488,6 +488,9 @@ def _profile_lines(profile):
         lines.append(f"Services offered: {', '.join(profile['services'])}.")
     if profile.get("business_rules"):
         lines.append(f"Business rules:\n{profile['business_rules'].strip()}")
+    if profile.get("faq"):
+        pairs = "\n".join(f"Q: {question}\nA: {answer}" for question, answer in profile["faq"])
+        lines.append(f"Frequently asked questions:\n{pairs}")
     if profile.get("conversation_summary"):
         lines.append(f"Earlier in this conversation:\n{profile['conversation_summary']}")
     return lines

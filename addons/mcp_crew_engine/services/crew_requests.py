@@ -52,7 +52,7 @@ class AnswerCache:
     """``get(key)`` / ``set(key, value)`` for the agent loop's exact-request answer cache.
 
     Keys are :func:`agent_loop.answer_cache_key` digests, stored per tenant under the crew
-    module (a crew, agent or FAQ change drops them all). A Redis outage is a miss.
+    module (a crew or agent change drops them all). A Redis outage is a miss.
     """
 
     def __init__(self, cache, account_id, ttl_class="transient"):
