@@ -1,3 +1,4 @@
+from . import mcp_credential
 from . import mcp_tenant
 from . import mcp_tenant_faq
 from . import mcp_crew

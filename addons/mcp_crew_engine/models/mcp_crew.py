@@ -2,7 +2,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..services import agent_loop, routing
+from ..services import agent_loop, crew_config, routing
 
 
 class McpCrew(models.Model):
@@ -155,19 +155,31 @@ class McpCrew(models.Model):
         action["context"] = {"default_tenant_id": self.tenant_id.id}
         return action
 
-    def _run_limits(self, budget):
-        """The bounds of one run; ``budget``: what the tenant may still spend today, or None."""
-        self.ensure_one()
-        return agent_loop.Limits(
-            max_steps=self.max_steps,
-            max_tokens=self.max_tokens,
-            max_seconds=self.max_seconds,
-            llm_timeout=min(self.llm_timeout, self.max_seconds),
-            budget=budget,
-        )
-
-    def _agents_for_run(self, default_model):
-        """The crew's active agents as the agent loop takes them (first the manager)."""
+    def _plan(self, default_model):
+        """The crew as runs use it (:class:`~crew_config.CrewPlan`), kept with the tenant's
+        configuration; agents without a model of their own take ``default_model``."""
         self.ensure_one()
         agents = self.agent_ids.filtered("active").sorted(lambda agent: (agent.sequence, agent.id))
-        return [agent._loop_agent(default_model) for agent in agents]
+        has_models = bool(agents) and all(agents.mapped("llm_model"))
+        tools = agents.tool_ids
+        return crew_config.CrewPlan(
+            crew_id=self.id,
+            code=self.code,
+            process=self.process,
+            limits={
+                "max_steps": self.max_steps,
+                "max_tokens": self.max_tokens,
+                "max_seconds": self.max_seconds,
+                "llm_timeout": min(self.llm_timeout, self.max_seconds),
+            },
+            # without any model the run answers without an LLM: no Agent can be built
+            agents=tuple(agent._loop_agent(default_model) for agent in agents)
+            if default_model or has_models
+            else (),
+            agents_have_models=has_models,
+            reusable_tools=frozenset(
+                tools.filtered(lambda tool: tool.read_only and tool.cache_class != "none").mapped(
+                    "name"
+                )
+            ),
+        )

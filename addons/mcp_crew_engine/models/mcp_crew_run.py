@@ -7,6 +7,7 @@ import psycopg2
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from odoo.addons.mcp_integrator.services import cache as cache_service
 from odoo.addons.mcp_integrator.services import tool_calls
@@ -63,7 +64,15 @@ class McpCrewRun(models.Model):
     tenant_id = fields.Many2one(
         "mcp.tenant", required=True, index=True, ondelete="cascade", readonly=True
     )
-    company_id = fields.Many2one(related="tenant_id.company_id", store=True, index=True)
+    # the tenant's at the time of the request, computed before the insert (no second query)
+    company_id = fields.Many2one(
+        "res.company",
+        compute="_compute_company_id",
+        store=True,
+        precompute=True,
+        index=True,
+        readonly=True,
+    )
     request = fields.Text(readonly=True, help="The customer's message (huge ones are cut).")
     request_problem = fields.Char(readonly=True, help="Why the message cannot be answered.")
     channel = fields.Char(readonly=True, index=True)
@@ -90,7 +99,6 @@ class McpCrewRun(models.Model):
     state = fields.Selection(
         [
             ("queued", "Queued"),
-            ("running", "Running"),
             ("answered", "Answered"),
             ("handoff", "Handed off"),
         ],
@@ -143,6 +151,11 @@ class McpCrewRun(models.Model):
         "UNIQUE(tenant_id, dedupe_key)", "This message was already received."
     )
 
+    @api.depends("tenant_id")
+    def _compute_company_id(self):
+        for run in self:
+            run.company_id = run.tenant_id.company_id
+
     @api.depends("tenant_id", "crew_id", "create_date")
     def _compute_display_name(self):
         for run in self:
@@ -187,6 +200,8 @@ class McpCrewRun(models.Model):
             "dedupe_key": key,
             **extra,
         }
+        if not key:
+            return self.create(values), True
         try:
             with self.env.cr.savepoint():
                 return self.create(values), True
@@ -218,9 +233,9 @@ class McpCrewRun(models.Model):
         if expected and expected != self.tenant_id.id:
             raise UserError(self.env._("This job was queued for another tenant."))
         run = self.sudo().with_company(self.tenant_id.company_id)
+        # written with the outcome: the job's transaction shows nothing to others before its end
         attempt = run._job_attempt()
-        run.write({"state": "running", "started_at": fields.Datetime.now(), "attempts": attempt})
-        started = time.monotonic()
+        started_at, started = fields.Datetime.now(), time.monotonic()
         try:
             with self.env.cr.savepoint():
                 values = run._answer(attempt)
@@ -231,7 +246,7 @@ class McpCrewRun(models.Model):
             _logger.exception("Crew run %s failed", run.id)
             values = run._handoff_values("engine_error", f"{type(exc).__name__}: {exc}"[:500])
         values.setdefault("duration", time.monotonic() - started)
-        values["ended_at"] = fields.Datetime.now()
+        values.update(started_at=started_at, ended_at=fields.Datetime.now(), attempts=attempt)
         run.write(values)
         run._remember_answer()
         run._enqueue_delivery()
@@ -240,8 +255,12 @@ class McpCrewRun(models.Model):
     def _job_attempt(self):
         """This try of the run's job (1 for the first), or the last one outside a job."""
         job_uuid = self.env.context.get("job_uuid")
-        job = job_uuid and self.env["queue.job"].sudo().search([("uuid", "=", job_uuid)])
-        return job.retry + 1 if job else LLM_ATTEMPTS
+        if not job_uuid:
+            return LLM_ATTEMPTS
+        self.env["queue.job"].flush_model(["uuid", "retry"])
+        self.env.cr.execute(SQL("SELECT retry FROM queue_job WHERE uuid = %s", job_uuid))
+        row = self.env.cr.fetchone()
+        return row[0] + 1 if row else LLM_ATTEMPTS
 
     @staticmethod
     def _handoff_values(reason, detail, **extra):
@@ -250,22 +269,23 @@ class McpCrewRun(models.Model):
     def _answer(self, attempt):
         """The values that end the run: routing, then the crew, or an answer without an LLM."""
         tenant = self.tenant_id
-        if not tenant.active:
+        config = tenant._crew_config()
+        if not config.active:
             return self._handoff_values("tenant_inactive", "the tenant is archived")
         if self.request_problem:
             return self._handoff_values("bad_request", self.request_problem)
-        model = tenant._llm_default_model()
-        budget = tenant._llm_remaining_budget()
-        classifier = None
-        if model and budget != 0:
-            classifier = crew_requests.LlmCrewClassifier(tenant._llm_chat(), model)
-        router = tenant._crew_router(classifier)
+        budget = tenant._llm_remaining_budget(config)
+        chat = classifier = None
+        if config.llm_model and budget != 0:
+            chat = config.llm_chat()
+            classifier = crew_requests.LlmCrewClassifier(chat, config.llm_model)
         decision, cached = tenant._routing_cache().route(
-            router, tenant._routing_request(self.request, self.channel)
+            tenant._crew_router(config, classifier),
+            tenant._routing_request(config, self.request, self.channel),
         )
-        crew = tenant.crew_ids.filtered(lambda crew: crew.code == decision.crew)
+        plan = config.crews.get(decision.crew)
         values = {
-            "crew_id": crew.id,
+            "crew_id": plan.crew_id if plan else False,
             "routing_stage": decision.stage,
             "routing_reason": decision.reason[:500],
             "routing_score": decision.score,
@@ -273,23 +293,23 @@ class McpCrewRun(models.Model):
             "routing_cached": cached,
             **(classifier.spent() if classifier else {}),
         }
-        agents = crew.agent_ids.filtered("active")
         conversation = self._conversation()
         context = conversation.context() if conversation else None
         if conversation:
             conversation.append("user", self.request, message_id=self._turn_id())
-        if not crew:
+        if not plan:
             why = ("routing", decision.reason)
         elif budget == 0:
             why = (agent_loop.BUDGET_SPENT, "the tenant's daily LLM budget is spent")
-        elif not model and not all(agents.mapped("llm_model")):
+        elif not config.llm_model and not plan.agents_have_models:
             why = ("no_llm", "no LLM model is configured")
-        elif not agents:
-            why = ("no_agent", f"crew {crew.code} has no active agent")
+        elif not plan.agents:
+            why = ("no_agent", f"crew {plan.code} has no active agent")
         else:
-            values.update(self._run_crew(crew, model, budget, context, attempt, values))
+            run = (config, plan, budget, context, attempt)
+            values.update(self._run_crew(*run, chat or config.llm_chat(), values))
             return values
-        values.update(self._answer_without_llm(*why))
+        values.update(self._answer_without_llm(config, *why))
         return values
 
     def _turn_id(self):
@@ -303,41 +323,41 @@ class McpCrewRun(models.Model):
         store = ConversationStore(cache)
         return store.conversation(self.tenant_id.account_id, self.conversation_ref)
 
-    def _answer_without_llm(self, reason, detail):
+    def _answer_without_llm(self, config, reason, detail):
         """Hours, FAQ, rules or products when they answer the message; else a handoff."""
-        answer = self.tenant_id._fallback_answerer().answer(self.request)
+        answer = self.tenant_id._fallback_answerer(config).answer(self.request)
         values = {"answer": answer.text, "answer_source": answer.source.value}
         if answer.handoff:
             return {**values, **self._handoff_values(reason, f"{detail}; {answer.reason}"[:500])}
         return {**values, "state": "answered", "notes": f"{detail}; {answer.reason}"}
 
-    def _run_crew(self, crew, model, budget, context, attempt, routing_values):
-        tenant = self.tenant_id
-        agents = crew._agents_for_run(model)
+    def _run_crew(self, config, plan, budget, context, attempt, chat, routing_values):
         history = []
-        profile = tenant._behaviour_profile()
+        profile = config.run_profile(self.tenant_id._open_now(config))
         if context is not None:
             turn_id = self._turn_id()
-            history = [turn.as_message() for turn in context.turns if turn.message_id != turn_id]
-            history = [message for message in history if message["role"] != "system"]
+            history = [
+                turn.as_message()
+                for turn in context.turns
+                if turn.message_id != turn_id and turn.role != "system"
+            ]
             if context.summary:
                 profile["conversation_summary"] = context.summary
-        profile["faq"] = tenant._faq_for_agents()
-        cache = tenant._crew_cache()
+        cache = self.tenant_id._crew_cache()
         if budget is not None:
             budget = max(0.0, budget - self._spent(routing_values))
         try:
             result = agent_loop.run_crew(
-                agents,
+                plan.agents,
                 self.request,
-                call_tool=self._tool_caller(crew),
-                llm=tenant._llm_chat(),
-                process=crew.process,
+                call_tool=self._tool_caller(plan),
+                llm=chat,
+                process=plan.process,
                 history=history,
                 profile=profile,
-                limits=crew._run_limits(budget),
-                answer_cache=crew_requests.AnswerCache(cache, tenant.account_id) if cache else None,
-                data_versions=_data_versions(profile, crew, agents),
+                limits=plan.run_limits(budget),
+                answer_cache=crew_requests.AnswerCache(cache, config.account_id) if cache else None,
+                data_versions=_data_versions(profile, plan),
             )
         except agent_loop.LLMRetryableError as exc:
             if attempt < LLM_ATTEMPTS:
@@ -364,29 +384,25 @@ class McpCrewRun(models.Model):
             return {**values, "state": "answered", "answer": result.answer, "answer_source": "llm"}
         if result.handoff_reason in LLM_FAILURES:
             # the model is out of reach or out of budget, not the question beyond the crew
-            return {**values, **self._answer_without_llm(result.handoff_reason, result.detail)}
+            fallback = self._answer_without_llm(config, result.handoff_reason, result.detail)
+            notes = "\n".join(filter(None, (fallback.pop("notes", None), values["notes"])))
+            return {**values, **fallback, "notes": notes or False}
         return {**values, **self._handoff_values(result.handoff_reason, result.detail[:500])}
 
     @staticmethod
     def _spent(routing_values):
         return routing_values.get("cost", 0.0)
 
-    def _tool_caller(self, crew):
+    def _tool_caller(self, plan):
         """``call_tool(name, arguments)`` for the agent loop: through the integrator (its
         access checks, cache and audit); results of cacheable tools also kept for the
         conversation, so a follow-up question reads the same figures."""
         tenant = self.tenant_id
         integrator = self.env["mcp.integrator"]
-        # results the admin lets the integrator cache (read-only tools with a cache class)
-        reusable = set(
-            crew.agent_ids.tool_ids.filtered(
-                lambda tool: tool.read_only and tool.cache_class != "none"
-            ).mapped("name")
-        )
         conversation = self._conversation()
 
         def call(name, arguments):
-            if conversation is None or name not in reusable:
+            if conversation is None or name not in plan.reusable_tools:
                 return integrator.call_tool(tenant, name, arguments)
 
             def compute():
@@ -463,6 +479,7 @@ class McpCrewRun(models.Model):
         integrator = self.env["mcp.integrator"]
         for resource_type in (crew_requests.ROUTING_RESOURCE, crew_requests.ANSWER_RESOURCE):
             integrator.invalidate(tenants, module=crew_requests.MODULE, resource_type=resource_type)
+        self.env.registry.clear_cache()  # the tenants' kept crew configuration
 
     # actions ------------------------------------------------------------------------------------
     def action_open_job(self):
@@ -477,15 +494,15 @@ class McpCrewRun(models.Model):
         }
 
 
-def _data_versions(profile, crew, agents):
+def _data_versions(profile, plan):
     """Changes with anything an answer may depend on besides the messages and the tools
     (the tenant's behaviour, the crew's process, the agents): part of the answer cache key."""
     state = {
         "profile": profile,
-        "crew": [crew.code, crew.process],
+        "crew": [plan.code, plan.process],
         "agents": [
             [agent.name, agent.role, agent.model, agent.goal, agent.instructions, agent.temperature]
-            for agent in agents
+            for agent in plan.agents
         ],
     }
     return hashlib.sha256(agent_loop.canonical_json(state).encode()).hexdigest()

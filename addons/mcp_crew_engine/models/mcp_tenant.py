@@ -1,8 +1,9 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import logging
 from datetime import datetime, time
+from types import MappingProxyType
 
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 from odoo.exceptions import ValidationError
 
 from odoo.addons.mcp_connectors.services import embeddings
@@ -10,7 +11,7 @@ from odoo.addons.mcp_connectors.services.process_pool import shared_pool
 from odoo.addons.mcp_integrator.models.res_config_settings import LLM_MODEL, PARAM_PREFIX
 from odoo.addons.mcp_integrator.services import hours as hours_service
 
-from ..services import agent_loop, crew_requests, fallback_answers, routing
+from ..services import crew_config, crew_requests, fallback_answers, routing
 
 _logger = logging.getLogger(__name__)
 
@@ -90,15 +91,14 @@ class McpTenant(models.Model):
         default = self.env["ir.config_parameter"].sudo().get_param(DEFAULT_MODEL_PARAM)
         return self.llm_model or default or ""
 
-    def _llm_chat(self):
-        """The tenant's LLM client (its key read here, never stored in a job or a log)."""
+    def _llm_api_key(self):
+        """The LLM provider's key of the tenant's credential, or None (litellm then reads the
+        provider's environment variable)."""
         self.ensure_one()
-        api_key = None
-        credential = self.llm_credential_id
-        if credential:
-            values = credential._get_secret_values()
-            api_key = values.get("api_key") or values.get("token")
-        return agent_loop.LitellmChat(api_base=self.llm_api_base or None, api_key=api_key)
+        if not self.llm_credential_id:
+            return None
+        values = self.llm_credential_id._get_secret_values()
+        return values.get("api_key") or values.get("token")
 
     def _llm_day_start(self):
         """The start of the tenant's local day, as naive UTC."""
@@ -121,56 +121,110 @@ class McpTenant(models.Model):
         )
         return spent or 0.0
 
-    def _llm_remaining_budget(self):
+    def _llm_remaining_budget(self, config):
         """What may still be spent today; None when there is no cap."""
         self.ensure_one()
-        if not self.llm_daily_budget:
+        if not config.daily_budget:
             return None
-        return max(0.0, self.llm_daily_budget - self._llm_spent_today())
+        return max(0.0, config.daily_budget - self._llm_spent_today())
 
-    # routing ---------------------------------------------------------------------------------
-    def _crew_router(self, llm_classifier=None):
-        """The tenant's Router, built once per process and routing configuration."""
+    # the configuration a run reads ------------------------------------------------------------
+    def _mcp_invalidate(self, tenants, resource_type, resource_id):
+        result = super()._mcp_invalidate(tenants, resource_type, resource_id)
+        # hours, services, FAQ, LLM settings: the kept crew configuration is out of date
+        self.env.registry.clear_cache()
+        return result
+
+    def _crew_config(self):
+        """The tenant's :class:`~crew_config.TenantCrewConfig`, read once per configuration
+        and local day (the profile lists the holidays still to come)."""
         self.ensure_one()
-        crews = self.crew_ids.filtered("active").sorted(lambda crew: (crew.sequence, crew.id))
-        routes = tuple(crew._route_dict() for crew in crews)
-        settings = routing.RouterSettings(when_unsure=self.routing_when_unsure)
-        key = ("crew-router", self.env.cr.dbname, self.id)
-        config = (repr(routes), repr(settings))
-        router = shared_pool().get(
-            key, config, lambda: routing.Router(routes, embedder=_embedder(), settings=settings)
-        )
-        return router.with_classifier(llm_classifier) if llm_classifier else router
+        today = hours_service.local_time(fields.Datetime.now(), self.tz).date()
+        return self._read_crew_config(self.id, today)
 
-    def _routing_request(self, text, channel):
-        self.ensure_one()
-        return routing.RoutingRequest(
-            text=text,
-            channel=channel or "",
-            is_open=self.is_open() if self.hours_ids else None,
-            enabled_services=frozenset(self.service_ids.mapped("code")),
+    @api.model
+    @tools.ormcache("tenant_id", "today")
+    def _read_crew_config(self, tenant_id, today):
+        tenant = self.sudo().with_context(active_test=False).browse(tenant_id)
+        profile = tenant._behaviour_profile()
+        profile.pop("open_now")
+        profile["faq"] = tenant._faq_for_agents()
+        default_model = tenant._llm_default_model()
+        crews = tenant.crew_ids.filtered("active").sorted(lambda crew: (crew.sequence, crew.id))
+        return crew_config.TenantCrewConfig(
+            tenant_id=tenant.id,
+            account_id=tenant.account_id,
+            active=tenant.active,
+            language=tenant.language,
+            llm_model=default_model,
+            llm_api_base=tenant.llm_api_base or None,
+            llm_api_key=tenant._llm_api_key(),
+            daily_budget=tenant.llm_daily_budget,
+            schedule=tenant._schedule(),
+            enabled_services=frozenset(tenant.service_ids.mapped("code")),
+            profile=MappingProxyType(profile),
+            routes=tuple(crew._route_dict() for crew in crews),
+            router_settings=routing.RouterSettings(when_unsure=tenant.routing_when_unsure),
+            crews=MappingProxyType({crew.code: crew._plan(default_model) for crew in crews}),
         )
 
-    # answers without an LLM ------------------------------------------------------------------
-    def _fallback_answerer(self):
+    def _schedule(self):
         self.ensure_one()
         holidays = self.holiday_ids
-        schedule = fallback_answers.Schedule(
+        return fallback_answers.Schedule(
             tz=self.tz,
             intervals=self._weekly_intervals(),
             holidays=tuple(holidays.filtered(lambda day: not day.yearly).mapped("date")),
             yearly_holidays=tuple((day.date.month, day.date.day) for day in holidays if day.yearly),
         )
-        faq = [
-            fallback_answers.FaqEntry(entry.question, entry.answer)
-            for entry in self.faq_ids.filtered("active")
-        ]
+
+    # routing ---------------------------------------------------------------------------------
+    @api.model
+    def _crew_router(self, config, llm_classifier=None):
+        """The tenant's Router, built once per process and routing configuration."""
+        key = ("crew-router", self.env.cr.dbname, config.tenant_id)
+        router = shared_pool().get(
+            key,
+            (config.routes, config.router_settings),
+            lambda: routing.Router(
+                config.routes, embedder=_embedder(), settings=config.router_settings
+            ),
+        )
+        return router.with_classifier(llm_classifier) if llm_classifier else router
+
+    @api.model
+    def _open_now(self, config):
+        """Whether the tenant is open now; None without opening hours."""
+        schedule = config.schedule
+        if not any(schedule.intervals.values()):
+            return None
+        return hours_service.is_open(
+            fields.Datetime.now(),
+            schedule.tz,
+            schedule.intervals,
+            holidays=schedule.holidays,
+            yearly_holidays=schedule.yearly_holidays,
+        )
+
+    @api.model
+    def _routing_request(self, config, text, channel):
+        return routing.RoutingRequest(
+            text=text,
+            channel=channel or "",
+            is_open=self._open_now(config),
+            enabled_services=config.enabled_services,
+        )
+
+    # answers without an LLM ------------------------------------------------------------------
+    def _fallback_answerer(self, config):
+        self.ensure_one()
+        faq = [fallback_answers.FaqEntry(*entry) for entry in config.profile["faq"]]
         return fallback_answers.FallbackAnswerer(
-            self.language,
+            config.language,
             hours_service=hours_service,
-            schedule=schedule,
+            schedule=config.schedule,
             faq=faq,
-            rules=self.business_rules or "",
+            rules=config.profile["business_rules"],
             embedder=_embedder(),
             product_search=self._fallback_product_search(),
             currency=self.company_id.currency_id.name or "BRL",
