@@ -30,7 +30,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 from benchlib import emit, report_targets  # bench/ is the script's own directory
+from benchlib.odoo_db import ODOO_CLI, RUN_DIR, BenchDatabase, free_port
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import odoo_env
@@ -51,22 +51,13 @@ DB = os.environ.get("MCP_BENCH_DB", "mcp_bench")
 REDIS_URL = os.environ.get("MCP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROUNDS = int(os.environ.get("MCP_BENCH_ROUNDS", "500"))
 WARMUP_ROUNDS = 50
-RUN_DIR = ROOT / ".run" / "bench"
-CONF = RUN_DIR / f"{DB}.conf"
-ODOO_CLI = [sys.executable, str(ROOT / "scripts" / "odoo_cli.py")]
-ADDON = "mcp_connectors"
+DATABASE = BenchDatabase(DB, "mcp_connectors")
 TENANT_CODE = "bench"
 TENANT_ACCOUNT_ID = 990001
 ARGUMENTS = {"a": 1, "b": 2}
 NAMESPACE = f"bench-{uuid.uuid4().hex[:8]}"
 SERVER_START_SECONDS = 120
 HTTP_TIMEOUT = 30
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def interleaved(paths, rounds=ROUNDS):
@@ -87,56 +78,6 @@ def interleaved(paths, rounds=ROUNDS):
 
 
 # set-up ---------------------------------------------------------------------------------------
-def odoo_run(args, log_name):
-    """Run Odoo's command line to completion; its log is shown only when it fails."""
-    log = RUN_DIR / f"{DB}-{log_name}"
-    with open(log, "w", encoding="utf-8") as out:
-        done = subprocess.run(
-            [*ODOO_CLI, *args], stdout=out, stderr=subprocess.STDOUT, timeout=1800, check=False
-        )
-    if done.returncode:
-        print(log.read_text(encoding="utf-8")[-4000:], file=sys.stderr)
-        raise SystemExit(f"odoo {' '.join(args[:2])} ... failed (log: {log})")
-
-
-def write_config(http_port):
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    addons_path = [*odoo_env.odoo_addons_dirs(), odoo_env.SUITE_ADDONS_DIR]
-    odoo_env.write_config(
-        ROOT / "odoo.conf.example",
-        CONF,
-        {
-            "addons_path": ",".join(str(path) for path in addons_path),
-            "data_dir": ROOT / ".run" / "data",
-            "db_host": os.environ.get("MCP_DB_HOST", "127.0.0.1"),
-            "db_port": os.environ.get("MCP_DB_PORT", "5432"),
-            "db_user": os.environ.get("MCP_DB_USER", "odoo"),
-            "db_password": os.environ.get("MCP_DB_PASSWORD", "odoo"),
-            "db_name": DB,
-            "dbfilter": f"^{DB}$",
-            "http_port": http_port,
-            "workers": 2,
-        },
-    )
-
-
-def ensure_database():
-    """The bench database with the addon installed and up to date with the code."""
-    from odoo.service.db import exp_db_exist
-
-    setup = ["-c", str(CONF), "-d", DB, "--stop-after-init", "--workers=0"]
-    setup += ["--max-cron-threads=0", "--log-level=warn"]
-    if exp_db_exist(DB):
-        odoo_run([*setup, "-i", ADDON, "-u", ",".join(odoo_env.suite_addons())], "update.log")
-        return
-    try:
-        odoo_run(["db", "-c", str(CONF), "init", DB], "db-init.log")
-        odoo_run([*setup, "-i", ADDON], "install.log")
-    except BaseException:
-        # nothing half-written: the next run starts over
-        drop = [*ODOO_CLI, "db", "-c", str(CONF), "drop", DB]
-        subprocess.run(drop, capture_output=True, check=False)
-        raise
 
 
 def demo_server_process():
@@ -144,7 +85,7 @@ def demo_server_process():
 
     Loaded by path, as the plain tests do: the addon's tests package imports every test module.
     """
-    path = ROOT / "addons" / ADDON / "tests" / "mcp_server_process.py"
+    path = ROOT / "addons" / "mcp_connectors" / "tests" / "mcp_server_process.py"
     spec = importlib.util.spec_from_file_location("mcp_connectors_test_servers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -204,7 +145,7 @@ def bench_client_key(env, tenant, tools):
 def odoo_server(http_port):
     """Odoo serving the bench database with 2 workers; yields its base URL."""
     log = RUN_DIR / f"{DB}-server.log"
-    command = [*ODOO_CLI, "-c", str(CONF), "-d", DB, f"--http-port={http_port}"]
+    command = [*ODOO_CLI, "-c", str(DATABASE.conf), "-d", DB, f"--http-port={http_port}"]
     command += [f"--gevent-port={free_port()}", "--workers=2", "--max-cron-threads=0"]
     command += ["--load=base,web", "--log-handler=:WARNING"]
     with open(log, "w", encoding="utf-8") as out:
@@ -414,9 +355,11 @@ def main():
     from odoo.modules.registry import Registry
 
     http_port = int(os.environ.get("MCP_BENCH_HTTP_PORT") or free_port())
-    write_config(http_port)
-    odoo.tools.config.parse_config(["-c", str(CONF), "--log-handler=:WARNING"], setup_logging=True)
-    ensure_database()
+    DATABASE.write_config(http_port, workers=2)
+    odoo.tools.config.parse_config(
+        ["-c", str(DATABASE.conf), "--log-handler=:WARNING"], setup_logging=True
+    )
+    DATABASE.ensure()
     from odoo.addons.mcp_integrator.services import audit_writer
 
     demo = demo_server_process()
