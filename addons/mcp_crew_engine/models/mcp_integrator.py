@@ -47,9 +47,16 @@ class McpIntegrator(models.AbstractModel):
             record.ensure_one()
             extra = {"origin_model": record._name, "origin_id": record.id}
             reply_to = reply_to or "record"
-        if reply_to:
-            extra["reply_to"] = reply_to
         runs = self.env["mcp.crew.run"].sudo()
+        if reply_to:
+            if reply_to not in runs._fields["reply_to"].get_values(self.env):
+                raise UserError(
+                    self.env._(
+                        "No delivery %(reply_to)r: no installed addon delivers answers there.",
+                        reply_to=reply_to,
+                    )
+                )
+            extra["reply_to"] = reply_to
         run, created = runs._record_request(
             tenant, text, channel or "internal", conversation, message_id, **extra
         )

@@ -272,6 +272,12 @@ class TestDelivery(CrewEngineCase):
         self.assertEqual((run.delivery_state, run.delivery_error), ("failed", "no chatwoot"))
         self.assertEqual(run.answer, "Temos sim!", "the answer stays in the run")
 
+    def test_asking_for_a_delivery_no_addon_provides_is_refused(self):
+        runs_before = self.env["mcp.crew.run"].search_count([])
+        with self.assertRaisesRegex(UserError, "No delivery 'chatwoot'"):
+            self.ask("Vocês têm camiseta?", reply_to="chatwoot")
+        self.assertEqual(self.env["mcp.crew.run"].search_count([]), runs_before)
+
 
 @tagged("post_install", "-at_install")
 class TestTryWizard(CrewEngineCase):
