@@ -30,7 +30,9 @@ webhook that will call ``ask`` and the delivery job (no ``reply_to``: nothing is
    of: each message's time minus its run's recorded ``llm_duration``; the run's own
    ``duration`` (``_answer``: routing, context, agent loop; not the writes nor the job's
    bookkeeping) minus ``llm_duration``; each of the three steps above, and the SQL queries of
-   the first and the third.
+   the first and the third; the job method's own time (``job_perform``); the engine's part,
+   ``ask`` plus the job method minus ``llm_duration`` (``engine_own_minus_llm_duration``), and
+   queue_job's runner's part, the rest of steps 2 and 3 (``queue_job_runner``).
 2. LLM calls avoided: a seeded replay of the 48 dev messages (each at least once, then random
    repeats: 200 requests), each request a new conversation and in a random variant (case, accents
    dropped, trailing punctuation and spaces). The fake answers from the request's content,
@@ -385,9 +387,19 @@ class MessagePath:
             job = self.controller._acquire_job(env, job_uuid)
             if job is None:
                 raise SystemExit(f"crew bench: the job of run {run_id} could not be acquired")
+            perform, performed = job.perform, []
+
+            def timed_perform():
+                begun = clock()
+                try:
+                    return perform()
+                finally:
+                    performed.append(clock() - begun)
+
+            job.perform = timed_perform  # what mcp.crew.run._perform takes, inside the runner
             self.controller._runjob(env, job)
         done = clock()
-        self.steps.append((asked - started, marked - asked, done - marked))
+        self.steps.append((asked - started, marked - asked, done - marked, performed[0]))
         self.queries.append((asked_queries - queries, sql_db.sql_counter - asked_queries))
         return run_id, done - started
 
@@ -502,8 +514,15 @@ def measure_overhead(registry, tenant_id, server, messages, labels):
     emit("crew_run_minus_llm_duration_median_ms", milliseconds(statistics.median(without_llm)))
     answering = [run["duration"] - run["llm_duration"] for run in runs]
     emit("run_answer_minus_llm_duration_median_ms", milliseconds(statistics.median(answering)))
-    for index, name in enumerate(("ask_and_enqueue", "runner_mark_enqueued", "job_run")):
+    names = ("ask_and_enqueue", "runner_mark_enqueued", "job_run", "job_perform")
+    for index, name in enumerate(names):
         emit(f"{name}_median_ms", milliseconds(statistics.median(step[index] for step in steps)))
+    # the engine's part: ask() (run recorded, job stored) and its job method, LLM call apart;
+    # the rest of the path is queue_job's runner (acquire, lock, load, done, commits)
+    own = [step[0] + step[3] - run["llm_duration"] for step, run in zip(steps, runs, strict=True)]
+    emit("engine_own_minus_llm_duration_median_ms", milliseconds(statistics.median(own)))
+    runner = [step[1] + step[2] - step[3] for step in steps]
+    emit("queue_job_runner_median_ms", milliseconds(statistics.median(runner)))
     for index, name in enumerate(("ask_and_enqueue", "job_run")):
         emit(f"{name}_sql_queries_median", f"{statistics.median(q[index] for q in queries):g}")
     overhead_ms = (full_median - direct_median) * 1000
