@@ -66,10 +66,8 @@ import unicodedata
 import uuid
 from pathlib import Path
 
-import redis
-
 ROOT = Path(__file__).resolve().parent.parent
-from benchlib import emit, report_targets  # bench/ is the script's own directory
+from benchlib import drop_redis_keys, emit, report_targets  # bench/ is the script's own directory
 from benchlib.odoo_db import BenchDatabase, free_port
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -633,14 +631,6 @@ def forget_runs(registry, tenant_id):
         env["mcp.audit.log"].search([("tenant_id", "=", tenant_id)]).unlink()
 
 
-def drop_namespace():
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    keys = list(client.scan_iter(match=f"{NAMESPACE}*", count=1000))
-    if keys:
-        client.unlink(*keys)
-    client.close()
-
-
 def main():
     problem = odoo_env.odoo_problem()
     if problem:
@@ -673,7 +663,7 @@ def main():
             overhead_ms = measure_overhead(registry, tenant_id, server, messages, labels)
             avoided, identical = measure_avoided(registry, server, env, messages, labels)
     finally:
-        drop_namespace()
+        drop_redis_keys(REDIS_URL, NAMESPACE)
         if tenant_id:
             forget_runs(registry, tenant_id)
     targets = {

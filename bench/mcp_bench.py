@@ -41,7 +41,7 @@ import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-from benchlib import emit, report_targets  # bench/ is the script's own directory
+from benchlib import drop_redis_keys, emit, report_targets  # bench/ is the script's own directory
 from benchlib.odoo_db import ODOO_CLI, RUN_DIR, BenchDatabase, free_port
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -337,14 +337,6 @@ def forget_audit_rows(registry, tenant_id):
         env["mcp.audit.log"].search([("tenant_id", "=", tenant_id)]).unlink()
 
 
-def drop_namespace():
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    keys = list(client.scan_iter(match=f"{NAMESPACE}:*", count=1000))
-    if keys:
-        client.unlink(*keys)
-    client.close()
-
-
 def main():
     problem = odoo_env.odoo_problem()
     if problem:
@@ -377,7 +369,7 @@ def main():
                 mcp_endpoint_vs_health(base_url, token, tool, cached_tool)
     finally:
         demo.stop()
-        drop_namespace()
+        drop_redis_keys(REDIS_URL, f"{NAMESPACE}:")
         if tenant_id:
             # a failed run's rows go too; the background writer first writes what it holds
             audit_writer.flush_all()

@@ -18,3 +18,14 @@ def report_targets(targets, last_name, last_value):
         emit(name, "met" if met else "missed")
     emit(last_name, last_value)
     return 0 if all(targets.values()) else 1
+
+
+def drop_redis_keys(url, prefix):
+    """Remove a run's keys: every key of ``url``'s Redis starting with ``prefix``."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.unlink(*keys)
+    client.close()
