@@ -134,8 +134,10 @@ class McpCrewRun(models.Model):
     cost = fields.Float(readonly=True, digits=(16, 6), help="In litellm's cost map currency (USD).")
     cost_known = fields.Boolean(default=True, readonly=True)
     duration = fields.Float(readonly=True, digits=(12, 3), help="Seconds the run took.")
-    llm_duration = fields.Float(readonly=True, digits=(12, 3))
-    tool_duration = fields.Float(readonly=True, digits=(12, 3))
+    llm_duration = fields.Float(
+        string="LLM Duration", readonly=True, digits=(12, 3), help="Seconds waiting for the LLM."
+    )
+    tool_duration = fields.Float(readonly=True, digits=(12, 3), help="Seconds in tool calls.")
     started_at = fields.Datetime(readonly=True)
     ended_at = fields.Datetime(readonly=True)
     attempts = fields.Integer(readonly=True, help="Tries of the job (LLM provider failures).")
