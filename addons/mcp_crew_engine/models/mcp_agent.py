@@ -2,9 +2,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
-from odoo.addons.mcp_integrator.models.res_config_settings import LLM_MODEL
-
 from ..services import agent_loop
+from .mcp_crew_config_mixin import check_llm_model
 
 MAX_TEMPERATURE = 2.0
 
@@ -13,7 +12,7 @@ class McpAgent(models.Model):
     """One agent of a crew: who it is, what it may use, and how far it may go."""
 
     _name = "mcp.agent"
-    _inherit = "mcp.config.mixin"
+    _inherit = "mcp.crew.config.mixin"
     _description = "AI Agent"
     _order = "crew_id, sequence, id"
     _check_company_auto = True
@@ -63,14 +62,7 @@ class McpAgent(models.Model):
     @api.constrains("llm_model")
     def _check_llm_model(self):
         for agent in self:
-            if agent.llm_model and not LLM_MODEL.fullmatch(agent.llm_model):
-                raise ValidationError(
-                    self.env._(
-                        'The LLM model "%(model)s" is not a litellm model string: write it as '
-                        "provider/model, e.g. openai/gpt-4o-mini.",
-                        model=agent.llm_model,
-                    )
-                )
+            check_llm_model(self.env, agent.llm_model)
 
     @api.constrains("tool_ids", "crew_id")
     def _check_tools(self):
@@ -118,15 +110,3 @@ class McpAgent(models.Model):
             tools=tuple(tool._mcp_descriptor() for tool in self._usable_tools()),
             max_steps=self.max_steps,
         )
-
-    # configuration changes ------------------------------------------------------------------
-    def _mcp_tenants(self):
-        return self.tenant_id
-
-    def _mcp_cache_resource(self):
-        return "mcp_agent", self.id
-
-    def _mcp_invalidate(self, tenants, resource_type, resource_id):
-        result = super()._mcp_invalidate(tenants, resource_type, resource_id)
-        self.env["mcp.crew.run"]._forget_decisions(tenants)
-        return result

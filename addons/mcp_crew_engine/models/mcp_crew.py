@@ -13,7 +13,7 @@ class McpCrew(models.Model):
     """
 
     _name = "mcp.crew"
-    _inherit = "mcp.config.mixin"
+    _inherit = "mcp.crew.config.mixin"
     _description = "AI Crew"
     _order = "tenant_id, sequence, id"
     _check_company_auto = True
@@ -126,18 +126,6 @@ class McpCrew(models.Model):
             "hours": self.hours,
             "active": self.active,
         }
-
-    # configuration changes ------------------------------------------------------------------
-    def _mcp_tenants(self):
-        return self.tenant_id
-
-    def _mcp_cache_resource(self):
-        return "mcp_crew", self.id
-
-    def _mcp_invalidate(self, tenants, resource_type, resource_id):
-        result = super()._mcp_invalidate(tenants, resource_type, resource_id)
-        self.env["mcp.crew.run"]._forget_decisions(tenants)
-        return result
 
     # actions ----------------------------------------------------------------------------------
     def action_view_runs(self):

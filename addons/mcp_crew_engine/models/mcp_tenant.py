@@ -4,14 +4,14 @@ from datetime import datetime, time
 from types import MappingProxyType
 
 from odoo import api, fields, models, tools
-from odoo.exceptions import ValidationError
 
 from odoo.addons.mcp_connectors.services import embeddings
 from odoo.addons.mcp_connectors.services.process_pool import shared_pool
-from odoo.addons.mcp_integrator.models.res_config_settings import LLM_MODEL, PARAM_PREFIX
+from odoo.addons.mcp_integrator.models.res_config_settings import PARAM_PREFIX
 from odoo.addons.mcp_integrator.services import hours as hours_service
 
 from ..services import crew_config, crew_requests, fallback_answers, routing
+from .mcp_crew_config_mixin import check_llm_model
 
 _logger = logging.getLogger(__name__)
 
@@ -71,14 +71,7 @@ class McpTenant(models.Model):
     @api.constrains("llm_model")
     def _check_llm_model(self):
         for tenant in self:
-            if tenant.llm_model and not LLM_MODEL.fullmatch(tenant.llm_model):
-                raise ValidationError(
-                    self.env._(
-                        'The LLM model "%(model)s" is not a litellm model string: write it as '
-                        "provider/model, e.g. openai/gpt-4o-mini.",
-                        model=tenant.llm_model,
-                    )
-                )
+            check_llm_model(self.env, tenant.llm_model)
 
     def _compute_llm_spent_today(self):
         for tenant in self:
