@@ -27,7 +27,7 @@ def checked_request(raw):
     """
     readable = RoutingRequest(text=raw).readable()
     is_bytes = isinstance(raw, (bytes, bytearray, memoryview))
-    if readable.problem and "binary" in readable.problem:
+    if readable.binary:
         unit = "bytes" if is_bytes else "characters"
         return f"[binary data, {readable.length} {unit}]", readable.problem
     text = bytes(raw).decode("utf-8") if is_bytes else raw if isinstance(raw, str) else ""

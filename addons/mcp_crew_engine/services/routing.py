@@ -436,6 +436,8 @@ class ReadableText(NamedTuple):
     head: str
     length: int
     problem: str
+    #: the message is data, not text (undecodable bytes, mostly control characters)
+    binary: bool = False
 
 
 @dataclass(frozen=True)
@@ -473,7 +475,7 @@ class RoutingRequest:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 return ReadableText(
-                    "", len(data), f"the message is binary data ({len(data)} bytes), not text"
+                    "", len(data), f"the message is binary data ({len(data)} bytes), not text", True
                 )
         if not isinstance(text, str):
             return ReadableText("", 0, f"the message is a {type(text).__name__}, not text")
@@ -483,7 +485,8 @@ class RoutingRequest:
             for char in head
             if char == "\ufffd" or (unicodedata.category(char) == "Cc" and not char.isspace())
         )
-        if unreadable > MAX_UNREADABLE_SHARE * len(head):
+        binary = unreadable > MAX_UNREADABLE_SHARE * len(head)
+        if binary:
             problem = "the message looks like binary data (control characters), not text"
         elif not head.strip():
             problem = "the message is empty"
@@ -491,7 +494,7 @@ class RoutingRequest:
             problem = "the message has no words (only symbols or emoji)"
         else:
             problem = ""
-        return ReadableText("" if problem else head, len(text), problem)
+        return ReadableText("" if problem else head, len(text), problem, binary)
 
 
 @dataclass(frozen=True)
