@@ -238,9 +238,10 @@ class McpCrewRun(models.Model):
         # written with the outcome: the job's transaction shows nothing to others before its end
         attempt = run._job_attempt()
         started_at, started = fields.Datetime.now(), time.monotonic()
+        conversation = run._conversation()
         try:
             with self.env.cr.savepoint():
-                values = run._answer(attempt)
+                values = run._answer(attempt, conversation)
         except (RetryableJobError, psycopg2.Error):
             raise
         except Exception as exc:
@@ -250,7 +251,8 @@ class McpCrewRun(models.Model):
         values.setdefault("duration", time.monotonic() - started)
         values.update(started_at=started_at, ended_at=fields.Datetime.now(), attempts=attempt)
         run.write(values)
-        run._remember_answer()
+        if conversation and run.answer:  # kept for the next message of the conversation
+            conversation.append("assistant", run.answer, message_id=f"answer-{run.id}")
         run._enqueue_delivery()
         return run.state
 
@@ -268,7 +270,7 @@ class McpCrewRun(models.Model):
     def _handoff_values(reason, detail, **extra):
         return {"state": "handoff", "handoff_reason": reason, "handoff_detail": detail, **extra}
 
-    def _answer(self, attempt):
+    def _answer(self, attempt, conversation):
         """The values that end the run: routing, then the crew, or an answer without an LLM."""
         tenant = self.tenant_id
         config = tenant._crew_config()
@@ -295,7 +297,6 @@ class McpCrewRun(models.Model):
             "routing_cached": cached,
             **(classifier.spent() if classifier else {}),
         }
-        conversation = self._conversation()
         context = conversation.context() if conversation else None
         if conversation:
             conversation.append("user", self.request, message_id=self._turn_id())
@@ -308,7 +309,7 @@ class McpCrewRun(models.Model):
         elif not plan.agents:
             why = ("no_agent", f"crew {plan.code} has no active agent")
         else:
-            run = (config, plan, budget, context, attempt)
+            run = (config, plan, budget, conversation, context, attempt)
             values.update(self._run_crew(*run, chat or config.llm_chat(), values))
             return values
         values.update(self._answer_without_llm(config, *why))
@@ -333,7 +334,7 @@ class McpCrewRun(models.Model):
             return {**values, **self._handoff_values(reason, f"{detail}; {answer.reason}"[:500])}
         return {**values, "state": "answered", "notes": f"{detail}; {answer.reason}"}
 
-    def _run_crew(self, config, plan, budget, context, attempt, chat, routing_values):
+    def _run_crew(self, config, plan, budget, conversation, context, attempt, chat, routing_values):
         history = []
         profile = config.run_profile(self.tenant_id._open_now(config))
         if context is not None:
@@ -352,7 +353,7 @@ class McpCrewRun(models.Model):
             result = agent_loop.run_crew(
                 plan.agents,
                 self.request,
-                call_tool=self._tool_caller(plan),
+                call_tool=self._tool_caller(plan, conversation),
                 llm=chat,
                 process=plan.process,
                 history=history,
@@ -395,13 +396,12 @@ class McpCrewRun(models.Model):
     def _spent(routing_values):
         return routing_values.get("cost", 0.0)
 
-    def _tool_caller(self, plan):
+    def _tool_caller(self, plan, conversation):
         """``call_tool(name, arguments)`` for the agent loop: through the integrator (its
         access checks, cache and audit); results of cacheable tools also kept for the
         conversation, so a follow-up question reads the same figures."""
         tenant = self.tenant_id
         integrator = self.env["mcp.integrator"]
-        conversation = self._conversation()
 
         def call(name, arguments):
             if conversation is None or name not in plan.reusable_tools:
@@ -419,13 +419,6 @@ class McpCrewRun(models.Model):
             return result
 
         return call
-
-    def _remember_answer(self):
-        """Keep the answer in the conversation's context, for the next message."""
-        if self.answer:
-            conversation = self._conversation()
-            if conversation:
-                conversation.append("assistant", self.answer, message_id=f"answer-{self.id}")
 
     # delivery -----------------------------------------------------------------------------------
     def _enqueue_delivery(self):
