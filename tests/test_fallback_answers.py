@@ -223,7 +223,7 @@ def search_catalogue(text, limit):
 
 
 def test_product_results_are_formatted_for_the_customer():
-    pt = answerer(product_search=search_catalogue).answer("qual o preço da bota de couro preta")
+    pt = answerer().answer("qual o preço da bota de couro preta", product_search=search_catalogue)
     assert pt.text == (
         "Encontrei estes produtos:\n"
         "- Bota de couro preta: R$ 1.299,90 (em estoque)\n"
@@ -235,8 +235,9 @@ def test_product_results_are_formatted_for_the_customer():
         False,
         "3 products found by search",
     )
-    en = answerer("en_US", product_search=search_catalogue, currency="USD")
-    assert en.answer("Do you have black boots in stock?").text.splitlines()[1:3] == [
+    en = answerer("en_US", currency="USD")
+    asked = en.answer("Do you have black boots in stock?", product_search=search_catalogue)
+    assert asked.text.splitlines()[1:3] == [
         "- Bota de couro preta: R$ 1,299.90 (in stock)",
         "- Bota de camurça: US$ 499.00 (out of stock)",
     ]
@@ -249,19 +250,19 @@ def test_the_search_gets_the_message_and_the_limit():
         seen.append((text, limit))
         return []
 
-    answerer(product_search=search, product_limit=3).answer("Tem tênis branco no estoque?")
+    answerer(product_limit=3).answer("Tem tênis branco no estoque?", product_search=search)
     assert seen == [("Tem tênis branco no estoque?", 3)]
 
 
 def test_no_product_or_a_failed_search_hands_off(caplog):
-    empty = answerer(product_search=lambda text, limit: []).answer("quanto custa o tênis?")
+    empty = answerer().answer("quanto custa o tênis?", product_search=lambda text, limit: [])
     assert (empty.source, empty.reason) == (Source.HANDOFF, "no product matched the search")
 
     def timing_out(text, limit):
         raise TimeoutError("catalogue did not answer")
 
     with caplog.at_level(logging.WARNING):
-        failed = answerer(product_search=timing_out).answer("quanto custa o tênis?")
+        failed = answerer().answer("quanto custa o tênis?", product_search=timing_out)
     assert failed.handoff and failed.reason == "product search failed (TimeoutError)"
     assert "TimeoutError" in caplog.text
 
@@ -276,7 +277,7 @@ def test_no_product_or_a_failed_search_hands_off(caplog):
     ],
 )
 def test_asking_for_a_person_hands_off_first(message):
-    answer = answerer(faq=FAQ, product_search=search_catalogue).answer(message)
+    answer = answerer(faq=FAQ).answer(message, product_search=search_catalogue)
     assert (answer.source, answer.handoff) == (Source.HANDOFF, True)
     assert answer.reason == "the customer asked for a person or complained"
 

@@ -328,7 +328,10 @@ class McpCrewRun(models.Model):
 
     def _answer_without_llm(self, config, reason, detail):
         """Hours, FAQ, rules or products when they answer the message; else a handoff."""
-        answer = self.tenant_id._fallback_answerer(config).answer(self.request)
+        tenant = self.tenant_id
+        answer = tenant._fallback_answerer(config).answer(
+            self.request, product_search=tenant._fallback_product_search()
+        )
         values = {"answer": answer.text, "answer_source": answer.source.value}
         if answer.handoff:
             return {**values, **self._handoff_values(reason, f"{detail}; {answer.reason}"[:500])}

@@ -153,6 +153,7 @@ class McpTenant(models.Model):
             llm_api_base=tenant.llm_api_base or None,
             llm_api_key=tenant._llm_api_key(),
             daily_budget=tenant.llm_daily_budget,
+            currency=tenant.company_id.currency_id.name or "BRL",
             schedule=tenant._schedule(),
             enabled_services=frozenset(tenant.service_ids.mapped("code")),
             profile=MappingProxyType(profile),
@@ -209,18 +210,24 @@ class McpTenant(models.Model):
         )
 
     # answers without an LLM ------------------------------------------------------------------
+    @api.model
     def _fallback_answerer(self, config):
-        self.ensure_one()
-        faq = [fallback_answers.FaqEntry(*entry) for entry in config.profile["faq"]]
-        return fallback_answers.FallbackAnswerer(
-            config.language,
-            hours_service=hours_service,
-            schedule=config.schedule,
-            faq=faq,
-            rules=config.profile["business_rules"],
-            embedder=_embedder(),
-            product_search=self._fallback_product_search(),
-            currency=self.company_id.currency_id.name or "BRL",
+        """The tenant's answerer without an LLM, built once per process and configuration:
+        its FAQ and rules are embedded once, not for every message."""
+        faq = tuple(fallback_answers.FaqEntry(*entry) for entry in config.profile["faq"])
+        rules = config.profile["business_rules"]
+        return shared_pool().get(
+            ("crew-fallback", self.env.cr.dbname, config.tenant_id),
+            (config.language, config.schedule, faq, rules, config.currency),
+            lambda: fallback_answers.FallbackAnswerer(
+                config.language,
+                hours_service=hours_service,
+                schedule=config.schedule,
+                faq=faq,
+                rules=rules,
+                embedder=_embedder(),
+                currency=config.currency,
+            ),
         )
 
     def _fallback_product_search(self):

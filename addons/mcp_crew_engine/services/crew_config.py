@@ -42,6 +42,8 @@ class TenantCrewConfig:
     llm_model: str
     llm_api_base: str | None
     daily_budget: float
+    #: the company's, for prices in answers without an LLM
+    currency: str
     schedule: object
     enabled_services: frozenset
     profile: MappingProxyType

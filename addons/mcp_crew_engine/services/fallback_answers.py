@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from enum import Enum
@@ -288,7 +288,6 @@ class FallbackAnswerer:
     :param faq: :class:`FaqEntry` items; ``rules``: the tenant's business rules text
     :param embedder: an object with ``embed(texts) -> L2-normalised vectors`` (the connectors'
         embedders); keyword overlap is used without one, or when it fails
-    :param product_search: ``(text, limit) -> [{"name", "price"?, "currency"?, "available"?}]``
     """
 
     def __init__(
@@ -300,7 +299,6 @@ class FallbackAnswerer:
         faq: Sequence[FaqEntry] = (),
         rules: str = "",
         embedder=None,
-        product_search: Callable[[str, int], Sequence[Mapping]] | None = None,
         currency: str = "BRL",
         embedding_threshold: float = MATCH_THRESHOLDS["embedding"],
         keyword_threshold: float = MATCH_THRESHOLDS["keyword"],
@@ -319,15 +317,19 @@ class FallbackAnswerer:
         self.keywords = KeywordIndex([text for _source, text, _answer in self.entries])
         self.embedder = embedder
         self._entry_vectors = None
-        self.product_search = product_search
         self.currency = currency
         self.embedding_threshold = embedding_threshold
         self.keyword_threshold = keyword_threshold
         self.product_limit = product_limit
 
     # the answer --------------------------------------------------------------------------------
-    def answer(self, message, at=None):
-        """The best answer to ``message`` at instant ``at`` (aware, or naive UTC; default now)."""
+    def answer(self, message, at=None, product_search=None):
+        """The best answer to ``message`` at instant ``at`` (aware, or naive UTC; default now).
+
+        ``product_search``: ``(text, limit) -> [{"name", "price"?, "currency"?, "available"?}]``,
+        per call: it reaches the caller's data, while one answerer (its FAQ vectors computed
+        once) serves every message of a tenant.
+        """
         at = at or datetime.now(timezone.utc)
         if not isinstance(message, str):
             return self._handoff(at, "the message is not text")
@@ -342,8 +344,8 @@ class FallbackAnswerer:
         found = self._faq_answer(message)
         if found:
             return found
-        if self.product_search is not None and PRODUCT_WORDS.intersection(words):
-            return self._products_answer(message, at)
+        if product_search is not None and PRODUCT_WORDS.intersection(words):
+            return self._products_answer(message, at, product_search)
         return self._handoff(at, "no answer without an LLM")
 
     @staticmethod
@@ -470,9 +472,9 @@ class FallbackAnswerer:
             line += f" ({self.phrases['in_stock' if available else 'out_of_stock']})"
         return line
 
-    def _products_answer(self, message, at):
+    def _products_answer(self, message, at, product_search):
         try:
-            products = list(self.product_search(message, self.product_limit) or ())
+            products = list(product_search(message, self.product_limit) or ())
         # a failing search callable must not leave the customer unanswered
         except Exception as exc:  # noqa: BLE001
             _logger.warning("Product search failed (%s); handing off", type(exc).__name__)
