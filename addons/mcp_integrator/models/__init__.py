@@ -4,6 +4,7 @@ from . import mcp_tenant_hours
 from . import mcp_tenant_holiday
 from . import mcp_credential
 from . import mcp_tool_provider
+from . import mcp_conversation_hub
 from . import mcp_integrator
 from . import mcp_audit_log
 from . import mcp_metric_daily

@@ -201,6 +201,48 @@ class McpIntegrator(models.AbstractModel):
         )
         self._invalidate_accounts(cache, account_ids or [], None, None, None)
 
+    # conversations ---------------------------------------------------------------------------
+    @api.model
+    def ingest(
+        self,
+        tenant,
+        channel,
+        thread_id,
+        contact,
+        text,
+        attachments=None,
+        metadata=None,
+        message_id=None,
+    ):
+        """Hand a message a channel connector received to the conversation hub; return the
+        hub's record of it. Idempotent on ``message_id``: a message received again returns the
+        record of the first time. The hub files it without waiting for the inbox behind it
+        (a job posts it), so the connector can acknowledge at once and nothing is lost.
+
+        :param tenant: the ``mcp.tenant`` the connector belongs to
+        :param channel: the channel connector record that received the message
+        :param thread_id: the conversation's id on that channel (a string: marketplace ids
+            exceed 64 bits)
+        :param contact: the customer as the channel knows them: ``{"id": ..., "name": ...,
+            "phone": ..., "email": ...}``, ``id`` required
+        :param attachments: ``[{"name", "mimetype", "url"} | {"name", "mimetype", "data"}]``,
+            ``data`` in base64
+        :param metadata: small JSON-serialisable details kept with the message (order, listing)
+        :param message_id: the message's id on the channel
+        """
+        tenant.ensure_one()
+        channel.ensure_one()
+        return self.env["mcp.conversation.hub"]._mcp_ingest(
+            tenant,
+            channel,
+            str(thread_id),
+            dict(contact),
+            text or "",
+            list(attachments or []),
+            dict(metadata or {}),
+            str(message_id) if message_id not in (None, "") else None,
+        )
+
     # tools -----------------------------------------------------------------------------------
     @api.model
     def call_tool(self, tenant, tool, arguments, cache=None, fallback=NO_FALLBACK):
