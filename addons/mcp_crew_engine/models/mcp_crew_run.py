@@ -25,6 +25,8 @@ DELIVERY_ATTEMPTS = 10
 #: The context key the tenant travels in, from the enqueuing call to the job.
 TENANT_CONTEXT = "mcp_tenant_id"
 FINAL_STATES = ("answered", "handoff")
+#: The code of a tenant's crew for messages people answer: routing there hands off.
+HANDOFF_CREW = "handoff"
 #: Ends of a crew run where the answers without an LLM (hours, FAQ, rules, products) are tried
 #: before a person takes over.
 LLM_FAILURES = (agent_loop.LLM_UNAVAILABLE, agent_loop.LLM_ERROR, agent_loop.BUDGET_SPENT)
@@ -33,6 +35,8 @@ HANDOFF_REASONS = [
     ("bad_request", "Message cannot be answered"),
     ("tenant_inactive", "Tenant inactive"),
     ("routing", "No crew for it"),
+    ("handoff_crew", "Taken by the handoff crew"),
+    ("out_of_hours", "Outside opening hours"),
     ("no_agent", "Crew without agents"),
     ("no_llm", "No LLM: answered what it could"),
     ("engine_error", "Engine error"),
@@ -258,13 +262,7 @@ class McpCrewRun(models.Model):
 
     def _job_attempt(self):
         """This try of the run's job (1 for the first), or the last one outside a job."""
-        job_uuid = self.env.context.get("job_uuid")
-        if not job_uuid:
-            return LLM_ATTEMPTS
-        self.env["queue.job"].flush_model(["uuid", "retry"])
-        self.env.cr.execute(SQL("SELECT retry FROM queue_job WHERE uuid = %s", job_uuid))
-        row = self.env.cr.fetchone()
-        return row[0] + 1 if row else LLM_ATTEMPTS
+        return job_attempt(self.env, LLM_ATTEMPTS)
 
     @staticmethod
     def _handoff_values(reason, detail, **extra):
@@ -278,30 +276,37 @@ class McpCrewRun(models.Model):
             return self._handoff_values("tenant_inactive", "the tenant is archived")
         if self.request_problem:
             return self._handoff_values("bad_request", self.request_problem)
+        if self.handoff_reason:  # decided by the caller (e.g. out of hours)
+            return self._handoff_values(self.handoff_reason, self.handoff_detail or "")
         budget = tenant._llm_remaining_budget(config)
         chat = classifier = None
         if config.llm_model and budget != 0:
             chat = config.llm_chat()
             classifier = crew_requests.LlmCrewClassifier(chat, config.llm_model)
-        decision, cached = tenant._routing_cache().route(
-            tenant._crew_router(config, classifier),
-            tenant._routing_request(config, self.request, self.channel),
-        )
-        plan = config.crews.get(decision.crew)
-        values = {
-            "crew_id": plan.crew_id if plan else False,
-            "routing_stage": decision.stage,
-            "routing_reason": decision.reason[:500],
-            "routing_score": decision.score,
-            "routing_unsure": decision.unsure,
-            "routing_cached": cached,
-            **(classifier.spent() if classifier else {}),
-        }
+        if self.crew_id:
+            values, plan = self._pinned_crew(config)
+        else:
+            decision, cached = tenant._routing_cache().route(
+                tenant._crew_router(config, classifier),
+                tenant._routing_request(config, self.request, self.channel),
+            )
+            plan = config.crews.get(decision.crew)
+            values = {
+                "crew_id": plan.crew_id if plan else False,
+                "routing_stage": decision.stage,
+                "routing_reason": decision.reason[:500],
+                "routing_score": decision.score,
+                "routing_unsure": decision.unsure,
+                "routing_cached": cached,
+                **(classifier.spent() if classifier else {}),
+            }
         context = conversation.context() if conversation else None
         if conversation:
             conversation.append("user", self.request, message_id=self._turn_id())
         if not plan:
-            why = ("routing", decision.reason)
+            why = ("routing", values["routing_reason"])
+        elif plan.code == HANDOFF_CREW:
+            return {**values, **self._handoff_values("handoff_crew", values["routing_reason"])}
         elif budget == 0:
             why = (agent_loop.BUDGET_SPENT, "the tenant's daily LLM budget is spent")
         elif not config.llm_model and not plan.agents_have_models:
@@ -314,6 +319,19 @@ class McpCrewRun(models.Model):
             return values
         values.update(self._answer_without_llm(config, *why))
         return values
+
+    def _pinned_crew(self, config):
+        """The crew the caller chose (a Chatwoot inbox served by one crew), without routing;
+        no plan when it is archived or not the tenant's."""
+        plan = next((p for p in config.crews.values() if p.crew_id == self.crew_id.id), None)
+        reason = f"the caller chose crew {self.crew_id.code}"
+        values = {
+            "crew_id": plan.crew_id if plan else False,
+            "routing_stage": "rules",
+            "routing_reason": reason if plan else f"{reason}, which is not active",
+            "routing_score": 1.0 if plan else 0.0,
+        }
+        return values, plan
 
     def _turn_id(self):
         return self.message_ref or f"run-{self.id}"
@@ -490,6 +508,18 @@ class McpCrewRun(models.Model):
             "res_id": self.job_id.id,
             "view_mode": "form",
         }
+
+
+def job_attempt(env, outside_a_job):
+    """The try of the queue job running now (1 for the first), read in one query;
+    ``outside_a_job`` when the code runs outside one."""
+    job_uuid = env.context.get("job_uuid")
+    if not job_uuid:
+        return outside_a_job
+    env["queue.job"].flush_model(["uuid", "retry"])
+    env.cr.execute(SQL("SELECT retry FROM queue_job WHERE uuid = %s", job_uuid))
+    row = env.cr.fetchone()
+    return row[0] + 1 if row else outside_a_job
 
 
 def _data_versions(profile, plan):

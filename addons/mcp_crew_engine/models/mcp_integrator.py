@@ -19,6 +19,8 @@ class McpIntegrator(models.AbstractModel):
         record=None,
         run_now=False,
         reply_to=None,
+        crew=None,
+        handoff=None,
     ):
         """Have ``tenant``'s crews answer ``text``; return the ``mcp.crew.run`` recording it.
 
@@ -33,6 +35,11 @@ class McpIntegrator(models.AbstractModel):
             provider failure hands off at once)
         :param reply_to: the delivery hook that receives the answer (``_mcp_deliver_<name>`` of
             ``mcp.crew.run``, e.g. the Chatwoot bridge's); ``record`` sets it to ``record``
+        :param crew: an ``mcp.crew`` of the tenant that answers without routing (a channel
+            served by one crew)
+        :param handoff: ``(reason, detail)``: record the request and hand it to a person
+            without asking the crews (``reason`` one of ``mcp.crew.run``'s handoff reasons,
+            e.g. ``out_of_hours``)
         """
         tenant = self._ask_tenant(tenant)
         if channel and not routing.CHANNEL_PATTERN.fullmatch(channel):
@@ -48,6 +55,14 @@ class McpIntegrator(models.AbstractModel):
             extra = {"origin_model": record._name, "origin_id": record.id}
             reply_to = reply_to or "record"
         runs = self.env["mcp.crew.run"].sudo()
+        if crew:
+            if crew.tenant_id != tenant:
+                raise UserError(
+                    self.env._("Crew %(crew)s is not a crew of this tenant.", crew=crew.display_name)
+                )
+            extra["crew_id"] = crew.id
+        if handoff:
+            extra["handoff_reason"], extra["handoff_detail"] = handoff
         if reply_to:
             if reply_to not in runs._fields["reply_to"].get_values(self.env):
                 raise UserError(

@@ -262,21 +262,69 @@ class TestDelivery(CrewEngineCase):
     def test_an_unknown_delivery_hook_fails_with_a_warning(self):
         self.llm.script(fake.answer("Temos sim!"))
         run = self.ask("Vocês têm camiseta?", record=self.partner)
-        # the addon that delivered to 'chatwoot' was uninstalled after the run was recorded
+        # the addon that delivered to 'pigeon' was uninstalled after the run was recorded
         self.env.flush_all()
-        self.env.cr.execute("UPDATE mcp_crew_run SET reply_to = 'chatwoot' WHERE id = %s", [run.id])
+        self.env.cr.execute("UPDATE mcp_crew_run SET reply_to = 'pigeon' WHERE id = %s", [run.id])
         run.invalidate_recordset()
         with self.assertLogs(RUN_LOGGER, "WARNING") as logs:
             run._deliver()
-        self.assertIn("no delivery for 'chatwoot'", logs.output[0])
-        self.assertEqual((run.delivery_state, run.delivery_error), ("failed", "no chatwoot"))
+        self.assertIn("no delivery for 'pigeon'", logs.output[0])
+        self.assertEqual((run.delivery_state, run.delivery_error), ("failed", "no pigeon"))
         self.assertEqual(run.answer, "Temos sim!", "the answer stays in the run")
 
     def test_asking_for_a_delivery_no_addon_provides_is_refused(self):
         runs_before = self.env["mcp.crew.run"].search_count([])
-        with self.assertRaisesRegex(UserError, "No delivery 'chatwoot'"):
-            self.ask("Vocês têm camiseta?", reply_to="chatwoot")
+        with self.assertRaisesRegex(UserError, "No delivery 'pigeon'"):
+            self.ask("Vocês têm camiseta?", reply_to="pigeon")
         self.assertEqual(self.env["mcp.crew.run"].search_count([]), runs_before)
+
+
+@tagged("post_install", "-at_install")
+class TestCallerDecisions(CrewEngineCase):
+    """What a caller (a channel's bridge) may decide for a request: its crew, or a handoff."""
+
+    def test_a_chosen_crew_answers_without_routing(self):
+        support = self.make_crew(self.tenant, code="support", purpose="Trocas e devoluções")
+        self.make_agent(support, name="Suporte")
+        self.llm.script(fake.answer("Posso ajudar com a troca."))
+        run = self.ask("Quanto custa a camiseta?", crew=support)
+        self.assertAnswered(run, "Posso ajudar com a troca.")
+        self.assertEqual(run.crew_id, support, "the words point to sales; the caller chose")
+        self.assertEqual(run.routing_stage, "rules")
+        self.assertIn("chose crew support", run.routing_reason)
+
+    def test_an_archived_chosen_crew_hands_off(self):
+        support = self.make_crew(self.tenant, code="support", purpose="Trocas e devoluções")
+        self.make_agent(support, name="Suporte")
+        run = self.ask("Oi", crew=support, run_now=False)
+        support.active = False
+        run._perform()
+        self.assertHandoff(run, "routing")
+        self.assertIn("not active", run.routing_reason)
+
+    def test_another_tenants_crew_is_refused(self):
+        other = self.make_tenant("Outra Loja")
+        crew = self.make_crew(other, code="sales")
+        with self.assertRaisesRegex(UserError, "not a crew of this tenant"):
+            self.ask("Oi", crew=crew)
+
+    def test_a_handoff_decided_by_the_caller_asks_no_llm(self):
+        run = self.ask("Oi", handoff=("out_of_hours", "closed on Sundays"))
+        self.assertHandoff(run, "out_of_hours")
+        self.assertEqual(run.handoff_detail, "closed on Sundays")
+        self.assertEqual(self.llm.chat_requests, [])
+
+    def test_routing_to_the_handoff_crew_hands_off(self):
+        self.make_crew(
+            self.tenant,
+            code="handoff",
+            purpose="O cliente quer falar com um atendente humano",
+            keywords="atendente, humano, pessoa",
+        )
+        run = self.ask("Quero falar com um atendente humano, por favor")
+        self.assertHandoff(run, "handoff_crew")
+        self.assertEqual(run.crew_id.code, "handoff")
+        self.assertEqual(self.llm.chat_requests, [])
 
 
 @tagged("post_install", "-at_install")
