@@ -1,1 +1,2 @@
 from . import mcp_endpoint
+from . import channel_webhook

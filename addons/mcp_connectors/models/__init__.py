@@ -9,3 +9,4 @@ from . import product_template
 from . import mcp_odoo_tools
 from . import mcp_tool
 from . import mcp_client_key
+from . import mcp_channel
