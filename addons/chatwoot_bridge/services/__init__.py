@@ -1,0 +1,1 @@
+"""Chatwoot protocol: no ORM."""

@@ -1,0 +1,2 @@
+from . import test_webhook
+from . import test_reply
