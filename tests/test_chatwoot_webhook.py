@@ -13,7 +13,7 @@ from conftest import load_services
 load_services("chatwoot_bridge")
 from chatwoot_bridge_services import webhook  # after load_services, which makes it
 
-REFERENCE = Path("/work/shared/reference/chatwoot")
+REFERENCE = Path(__file__).resolve().parent.parent / "addons/chatwoot_bridge/tests/data/chatwoot"
 CUSTOMER = {
     "id": 512,
     "name": "Comprador ML 123456789",
@@ -214,7 +214,7 @@ def test_reference_samples(name):
 
 
 def test_the_connectors_chatwoot_sample_is_outbound():
-    raw = Path("/work/shared/reference/channels/chatwoot_webhook_message_created_outgoing.json")
+    raw = REFERENCE / "chatwoot_webhook_message_created_outgoing.json"
     event = webhook.classify(webhook.read_json(raw.read_bytes(), "application/json"))
     assert fields(event, "account_id", "inbox_id", "conversation_id", "sender_type") == {
         "account_id": 1,
@@ -910,6 +910,4 @@ def test_request_text_names_attachments():
         {"id": 2, "file_type": "audio", "transcribed_text": "quero trocar o tamanho"},
     ]
     event = webhook.classify(payload)
-    assert webhook.request_text(event) == (
-        "olha isso\n[image]\n[audio: quero trocar o tamanho]"
-    )
+    assert webhook.request_text(event) == ("olha isso\n[image]\n[audio: quero trocar o tamanho]")

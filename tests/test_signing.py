@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE = Path("/work/shared/reference/chatwoot")
+REFERENCE = Path(__file__).resolve().parent.parent / "addons/chatwoot_bridge/tests/data/chatwoot"
 HEADERS = json.loads((REFERENCE / "webhook_delivery_headers.json").read_text())
 TIMESTAMP = HEADERS["headers"]["X-Chatwoot-Timestamp"]  # "1771006931"
 NOW = int(TIMESTAMP)

@@ -1,2 +1,4 @@
 from . import test_webhook
 from . import test_reply
+from . import test_hub
+from . import test_account

@@ -20,14 +20,14 @@ from odoo.addons.queue_job.job import Job
 from ..models.chatwoot_account import WEBHOOK_PATH
 from .fake_chatwoot import FakeChatwoot, sign_headers
 
-REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "chatwoot"
+REFERENCE = Path(__file__).resolve().parent / "data" / "chatwoot"
 QUIET = ("odoo.addons.chatwoot_bridge.controllers.webhook", "odoo.http")
 SITE_INBOX = 8  # the fake's web widget inbox
 API_INBOX = 7  # the fake's API inbox
 
 
 def reference_payload(name, account_id):
-    """A sample webhook of the shared reference, for ``account_id``."""
+    """A sample webhook of the reference data, for ``account_id``."""
     payload = json.loads((REFERENCE / name).read_text())
     if "account" in payload:
         payload["account"]["id"] = account_id
@@ -96,8 +96,9 @@ class ChatwootBridgeCase(CrewEngineCase, HttpCase):
     def webhook_url_of(cls, account):
         return f"{cls.base_url()}{WEBHOOK_PATH}{account.sudo().path_token}"
 
-    def inbox(self, inbox_id, account=None):
-        return (account or self.account).inbox_ids.filtered(lambda i: i.inbox_id == inbox_id)
+    @classmethod
+    def inbox(cls, inbox_id, account=None):
+        return (account or cls.account).inbox_ids.filtered(lambda i: i.inbox_id == inbox_id)
 
     # delivering -------------------------------------------------------------------------------
     def post(self, url, body, headers):

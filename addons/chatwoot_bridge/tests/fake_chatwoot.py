@@ -2,8 +2,8 @@
 """A fake Chatwoot (v4.10.1 Application API) on 127.0.0.1, the test double of a Chatwoot server.
 
 It answers over real HTTP, so the bridge's client is tested as it runs. Every request is
-checked against Chatwoot's own OpenAPI spec (the bridge subset in the shared Chatwoot
-reference, beside the repository; ``CHATWOOT_OPENAPI_SPEC`` names another copy): the path and
+checked against Chatwoot's own OpenAPI spec (the bridge subset, ``data/chatwoot/`` beside this
+file; ``CHATWOOT_OPENAPI_SPEC`` names another copy): the path and
 method must exist, path and query parameters must have their types, and JSON bodies must match
 the operation's schema (multipart/form-data is accepted for message create). Two operations
 that Chatwoot has but its swagger lacks are added from chatwoot.md §4: ``PATCH`` of a message's
@@ -207,12 +207,11 @@ def sign_headers(secret, body, ts=None, delivery=None):
 
 
 def default_spec_path():
-    """``CHATWOOT_OPENAPI_SPEC``, else the bridge subset in ``shared/`` beside the repository."""
+    """``CHATWOOT_OPENAPI_SPEC``, else the bridge subset in ``data/chatwoot/`` beside this file."""
     configured = os.environ.get(SPEC_ENV)
     if configured:
         return Path(configured)
-    repository = Path(__file__).resolve().parents[3]
-    return repository.parent / "shared" / "reference" / "chatwoot" / SPEC_NAME
+    return Path(__file__).resolve().parent / "data" / "chatwoot" / SPEC_NAME
 
 
 _SPECS = {}

@@ -75,13 +75,6 @@ class McpChannelCase(McpConnectorsCase):
             .sudo()
         )
 
-    @classmethod
-    def _request_handler(cls, s, r, /, **kw):
-        # Odoo's test handler compares the timeout with a number; replies use (connect, read)
-        if isinstance(kw.get("timeout"), tuple):
-            kw["timeout"] = max(kw["timeout"])
-        return super()._request_handler(s, r, **kw)
-
     def setUp(self):
         super().setUp()
         self.receiver.requests.clear()
