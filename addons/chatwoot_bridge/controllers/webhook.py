@@ -49,7 +49,9 @@ class ChatwootWebhook(http.Controller):
             return _reply(error.status, error=error.reason)
         httprequest.max_content_length = webhook.MAX_BODY_BYTES
         try:
-            raw = httprequest.get_data(cache=False)
+            # kept: Odoo replays the request when its transaction fails to serialise
+            # (concurrent deliveries of one conversation), and the replay reads it again
+            raw = httprequest.get_data(cache=True)
         except RequestEntityTooLarge:
             return _reply(413, error="body too large")
         headers = httprequest.headers
