@@ -221,8 +221,9 @@ class ChatwootAccount(models.Model):
         return "chatwoot_account", self.id
 
     def _mcp_config_changed(self, operation, vals):
-        super()._mcp_config_changed(operation, vals)
+        result = super()._mcp_config_changed(operation, vals)
         self.env.registry.clear_cache()  # the kept webhook configuration
+        return result
 
     def unlink(self):
         result = super().unlink()

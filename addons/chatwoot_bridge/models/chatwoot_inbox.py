@@ -45,7 +45,6 @@ class ChatwootInbox(models.Model):
     )
     channel_connector_id = fields.Many2one(
         "mcp.channel",
-        string="Channel Connector",
         check_company=True,
         domain="[('tenant_id', '=', tenant_id)]",
         help="For an API inbox: the channel (Mercado Livre, Shopee...) whose conversations "

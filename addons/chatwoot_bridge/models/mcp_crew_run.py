@@ -106,17 +106,16 @@ class McpCrewRun(models.Model):
         )
 
     def _note_words(self):
-        _ = self.env._
         return {
-            "title": _("AI handoff"),
-            "detail": _("Detail"),
-            "crew": _("Crew"),
-            "closed": _("Outside opening hours."),
-            "message": _("Customer's message"),
-            "earlier": _("Earlier"),
-            "last": _("Last turns"),
-            "customer": _("Customer"),
-            "ai": _("AI"),
+            "title": self.env._("AI handoff"),
+            "detail": self.env._("Detail"),
+            "crew": self.env._("Crew"),
+            "closed": self.env._("Outside opening hours."),
+            "message": self.env._("Customer's message"),
+            "earlier": self.env._("Earlier"),
+            "last": self.env._("Last turns"),
+            "customer": self.env._("Customer"),
+            "ai": self.env._("AI"),
         }
 
     def _conversation_summary(self):

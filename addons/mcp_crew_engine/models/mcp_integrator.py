@@ -58,7 +58,9 @@ class McpIntegrator(models.AbstractModel):
         if crew:
             if crew.tenant_id != tenant:
                 raise UserError(
-                    self.env._("Crew %(crew)s is not a crew of this tenant.", crew=crew.display_name)
+                    self.env._(
+                        "Crew %(crew)s is not a crew of this tenant.", crew=crew.display_name
+                    )
                 )
             extra["crew_id"] = crew.id
         if handoff:

@@ -17,7 +17,9 @@ class McpConversationHub(models.AbstractModel):
     _description = "AI Conversation Hub"
 
     @api.model
-    def _mcp_ingest(self, tenant, channel, thread_id, contact, text, attachments, metadata, message_id):
+    def _mcp_ingest(
+        self, tenant, channel, thread_id, contact, text, attachments, metadata, message_id
+    ):
         raise UserError(
             self.env._(
                 "No conversation hub is installed: install the Chatwoot bridge to receive "
