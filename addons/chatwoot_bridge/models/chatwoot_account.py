@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from odoo import api, fields, models, tools
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
 from ..services.client import ChatwootClient, ChatwootError
 
@@ -238,10 +239,16 @@ class ChatwootAccount(models.Model):
         return self._webhook_config_of(account_id) if account_id else None
 
     @api.model
-    @tools.ormcache("path_token")
     def _account_id_of_token(self, path_token):
-        account = self.sudo().search([("path_token", "=", path_token)], limit=1)
-        return account.id
+        # one query for any token, known or not (no cache): an unknown token takes as long
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM chatwoot_account WHERE path_token = %s AND active",
+                path_token,
+            )
+        )
+        row = self.env.cr.fetchone()
+        return row and row[0]
 
     @api.model
     @tools.ormcache("account_id")
