@@ -29,9 +29,7 @@ import contextlib
 import importlib.util
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -42,7 +40,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 from benchlib import drop_redis_keys, emit, report_targets  # bench/ is the script's own directory
-from benchlib.odoo_db import ODOO_CLI, RUN_DIR, BenchDatabase, free_port
+from benchlib.odoo_db import BenchDatabase, free_port
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import odoo_env
@@ -56,7 +54,6 @@ TENANT_CODE = "bench"
 TENANT_ACCOUNT_ID = 990001
 ARGUMENTS = {"a": 1, "b": 2}
 NAMESPACE = f"bench-{uuid.uuid4().hex[:8]}"
-SERVER_START_SECONDS = 120
 HTTP_TIMEOUT = 30
 
 
@@ -139,42 +136,6 @@ def bench_client_key(env, tenant, tools):
     token = key.action_generate_key()["context"]["default_key"]
     env.cr.commit()
     return token
-
-
-@contextlib.contextmanager
-def odoo_server(http_port):
-    """Odoo serving the bench database with 2 workers; yields its base URL."""
-    log = RUN_DIR / f"{DB}-server.log"
-    command = [*ODOO_CLI, "-c", str(DATABASE.conf), "-d", DB, f"--http-port={http_port}"]
-    command += [f"--gevent-port={free_port()}", "--workers=2", "--max-cron-threads=0"]
-    command += ["--load=base,web", "--log-handler=:WARNING"]
-    with open(log, "w", encoding="utf-8") as out:
-        server = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    base_url = f"http://127.0.0.1:{http_port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not _healthy(base_url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the Odoo server did not start (log: {log})")
-            time.sleep(0.5)
-        yield base_url
-    finally:
-        # the server's own process group: its workers and gevent process go with it
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
-
-
-def _healthy(base_url):
-    try:
-        return requests.get(f"{base_url}/web/health", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
 
 
 @contextlib.contextmanager
@@ -365,7 +326,7 @@ def main():
             call_ratio = integrator_vs_direct(env, tenant, tool, demo.url)
             cached_ratio = cached_vs_raw_get(env, tenant, cached_tool)
             token = bench_client_key(env, tenant, tool | cached_tool)
-            with odoo_server(http_port) as base_url:
+            with DATABASE.server(http_port) as base_url:
                 mcp_endpoint_vs_health(base_url, token, tool, cached_tool)
     finally:
         demo.stop()

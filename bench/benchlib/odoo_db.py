@@ -1,19 +1,24 @@
-"""The Odoo database a benchmark runs on: its configuration file, its creation, its updates.
+"""The Odoo database a benchmark runs on: its configuration file, its creation, its updates,
+and an Odoo server serving it.
 
 Kept between runs (creating one takes minutes): created when missing, with the given addons,
 and updated with the suite's code otherwise; a failed creation is dropped, so the next run
 starts over. Configuration and logs: ``.run/bench/<db>.conf`` and ``.run/bench/<db>-*.log``.
 """
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RUN_DIR = ROOT / ".run" / "bench"
 ODOO_CLI = [sys.executable, str(ROOT / "scripts" / "odoo_cli.py")]
+SERVER_START_SECONDS = 120
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import odoo_env
@@ -82,3 +87,44 @@ class BenchDatabase:
             drop = [*ODOO_CLI, "db", "-c", str(self.conf), "drop", self.name]
             subprocess.run(drop, capture_output=True, check=False)
             raise
+
+    @contextlib.contextmanager
+    def server(self, http_port, workers=2):
+        """Odoo serving the database with ``workers`` HTTP workers; yields its base URL.
+
+        No cron thread, and only base and web loaded server-wide: queue_job's runner does not
+        start, so the jobs a bench queues stay queued. Log: ``.run/bench/<db>-server.log``.
+        """
+        log = RUN_DIR / f"{self.name}-server.log"
+        command = [*ODOO_CLI, "-c", str(self.conf), "-d", self.name, f"--http-port={http_port}"]
+        command += [f"--gevent-port={free_port()}", f"--workers={workers}"]
+        command += ["--max-cron-threads=0", "--load=base,web", "--log-handler=:WARNING"]
+        with open(log, "w", encoding="utf-8") as out:
+            server = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        base_url = f"http://127.0.0.1:{http_port}"
+        try:
+            deadline = time.monotonic() + SERVER_START_SECONDS
+            while not _healthy(base_url):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the Odoo server did not start (log: {log})")
+                time.sleep(0.5)
+            yield base_url
+        finally:
+            # the server's own process group: its workers and gevent process go with it
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=10)
+
+
+def _healthy(base_url):
+    import requests
+
+    try:
+        return requests.get(f"{base_url}/web/health", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
