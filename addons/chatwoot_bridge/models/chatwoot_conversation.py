@@ -78,36 +78,34 @@ class ChatwootConversation(models.Model):
         transaction's snapshot) PostgreSQL raises a serialization failure, on which Odoo
         replays the request, which then finds it.
         """
+        # the fields the webhook reads come with the lookup: one query for a known one
+        found = self.sudo().search_fetch(
+            [("account_id", "=", config.id), ("conversation_id", "=", conversation_id)],
+            ["status", "ai_silenced", "silenced_reason", "channel_connector_id"],
+            limit=1,
+        )
+        if found:
+            return found
         self.env.cr.execute(
             SQL(
-                "SELECT id FROM chatwoot_conversation"
-                " WHERE account_id = %s AND conversation_id = %s",
-                config.id,
-                conversation_id,
+                """INSERT INTO chatwoot_conversation
+                    (account_id, conversation_id, inbox_id, tenant_id, company_id,
+                     create_uid, write_uid, create_date, write_date)
+                VALUES (%(account)s, %(conversation)s, %(inbox)s, %(tenant)s, %(company)s,
+                        %(uid)s, %(uid)s, now() at time zone 'UTC', now() at time zone 'UTC')
+                ON CONFLICT (account_id, conversation_id)
+                    DO UPDATE SET write_date = EXCLUDED.write_date
+                RETURNING id""",
+                account=config.id,
+                conversation=conversation_id,
+                inbox=inbox.id if inbox else None,
+                tenant=config.tenant_id,
+                company=config.company_id,
+                uid=self.env.uid,
             )
         )
-        row = self.env.cr.fetchone()
-        if not row:
-            self.env.cr.execute(
-                SQL(
-                    """INSERT INTO chatwoot_conversation
-                        (account_id, conversation_id, inbox_id, tenant_id, company_id,
-                         create_uid, write_uid, create_date, write_date)
-                    VALUES (%(account)s, %(conversation)s, %(inbox)s, %(tenant)s, %(company)s,
-                            %(uid)s, %(uid)s, now() at time zone 'UTC', now() at time zone 'UTC')
-                    ON CONFLICT (account_id, conversation_id)
-                        DO UPDATE SET write_date = EXCLUDED.write_date
-                    RETURNING id""",
-                    account=config.id,
-                    conversation=conversation_id,
-                    inbox=inbox.id if inbox else None,
-                    tenant=config.tenant_id,
-                    company=config.company_id,
-                    uid=self.env.uid,
-                )
-            )
-            row = self.env.cr.fetchone()
-        return self.sudo().browse(row[0])
+        [conversation_id] = self.env.cr.fetchone()
+        return self.sudo().browse(conversation_id)
 
     def _see_status(self, status, mode):
         """A status Chatwoot reported: with an Agent Bot, open means people took over (the AI

@@ -74,7 +74,18 @@ class ChatwootEvent(models.Model):
         if record is None:
             return "duplicate"
         outcome, detail, values = record._act(config, event)
-        record.write({"outcome": outcome, "detail": (detail or "")[:250], **values})
+        # one UPDATE, not the ORM's write and flush: this is every delivery's path
+        self.env.cr.execute(
+            SQL(
+                "UPDATE chatwoot_event SET outcome = %s, detail = %s, conversation_id = %s,"
+                " run_id = %s WHERE id = %s",
+                outcome,
+                (detail or "")[:250],
+                values.get("conversation_id"),
+                values.get("run_id"),
+                record.id,
+            )
+        )
         return outcome
 
     def _act(self, config, event):
@@ -83,8 +94,11 @@ class ChatwootEvent(models.Model):
         conversations = self.env["chatwoot.conversation"]
         if event.ignored_reason:
             return "ignored", event.ignored_reason, {}
-        if event.message_id is not None and self.env["chatwoot.sent.message"]._is_echo(
-            config.id, event.message_id
+        # a customer's message is never the bridge's own (the hub's are answered on purpose)
+        if (
+            not event.customer_message
+            and event.message_id is not None
+            and self.env["chatwoot.sent.message"]._is_echo(config.id, event.message_id)
         ):
             return "ignored", "echo of the bridge's own message", {}
         if event.conversation_id is None:
@@ -95,7 +109,8 @@ class ChatwootEvent(models.Model):
             conversation._see_status(event.new_status, config.mode)
             return "state", f"status {event.new_status}", values
         if event.customer_message:
-            return (*self._ask_crew(config, event, inbox, conversation), values)
+            outcome, detail, *run_id = self._ask_crew(config, event, inbox, conversation)
+            return outcome, detail, {**values, "run_id": run_id[0] if run_id else None}
         outcome, details = "ignored", []
         if event.human_reply:
             conversation._see_human_reply(event.sender_name, config.mode)
@@ -145,8 +160,7 @@ class ChatwootEvent(models.Model):
         )
         if not run.chatwoot_conversation_id:
             run.chatwoot_conversation_id = conversation
-        self.run_id = run
-        return "answer", f"run {run.id}"
+        return "answer", f"run {run.id}", run.id
 
     @api.model
     def _record(self, values):

@@ -219,7 +219,8 @@ class McpCrewRun(models.Model):
     def _enqueue(self):
         self.ensure_one()
         job = (
-            self.with_context(**{TENANT_CONTEXT: self.tenant_id.id})
+            # a job's creation tracks no field: nothing to compute for its chatter
+            self.with_context(**{TENANT_CONTEXT: self.tenant_id.id}, tracking_disable=True)
             .with_delay(
                 max_retries=LLM_ATTEMPTS,
                 identity_key=f"mcp.crew.run:{self.id}",
