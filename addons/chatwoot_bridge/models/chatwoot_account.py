@@ -123,13 +123,16 @@ class ChatwootAccount(models.Model):
     )
     handoff_message = fields.Text(
         translate=True,
-        default="Vou transferir você para uma pessoa da nossa equipe. Aguarde um instante.",
-        help="Posted to the customer when a person takes over. Empty: nothing is posted.",
+        help="Posted to the customer when a person takes over. Empty: a message in the "
+        "tenant's language that, outside opening hours, also says when you open.",
     )
     handoff_closed_message = fields.Text(
         string="Handoff Message While Closed",
         translate=True,
         help="Posted instead when the handoff happens outside opening hours.",
+    )
+    post_handoff_message = fields.Boolean(
+        default=True, help="Off: the handoff posts only the private note for the agents."
     )
     out_of_hours = fields.Selection(
         [
@@ -299,10 +302,19 @@ class ChatwootAccount(models.Model):
         )
 
     def _note_error(self, error):
+        """The health line's last error, committed at once: the job or the button that met
+        it rolls back."""
         self.ensure_one()
-        self.sudo().with_context(mcp_config_no_audit=True).write(
-            {"last_error": str(error)[:250], "last_error_at": fields.Datetime.now()}
-        )
+        with self.env.registry.cursor() as cr:
+            cr.execute(
+                SQL(
+                    "UPDATE chatwoot_account SET last_error = %s,"
+                    " last_error_at = now() at time zone 'UTC' WHERE id = %s",
+                    str(error)[:250],
+                    self.id,
+                )
+            )
+        self.invalidate_recordset(["last_error", "last_error_at"])
 
     def action_connect(self):
         """Check the tokens against Chatwoot and list the account's inboxes."""

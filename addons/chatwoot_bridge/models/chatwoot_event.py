@@ -166,17 +166,26 @@ class ChatwootEvent(models.Model):
     def _record(self, values):
         """The new delivery's record, or None when it was already received.
 
-        A concurrent redelivery waits on the unique indexes, then inserts nothing; one
-        committed after this transaction began makes PostgreSQL raise a serialization failure,
-        on which Odoo replays the request, which then inserts nothing either.
+        A copy arriving while another transaction records the same message does not wait
+        for it (and, in Odoo's repeatable-read transactions, fail to serialise and be replayed
+        seconds later): the first holds a transaction lock on the message, and the copy, not
+        getting it, is a duplicate at once. A copy of one already committed conflicts on the
+        unique indexes and inserts nothing.
         """
+        dedupe = values["message_key"] or values["delivery_uuid"]
+        lock = f"chatwoot-event:{values['account_id']}:{dedupe}" if dedupe else None
         self.env.cr.execute(
             SQL(
-                """INSERT INTO chatwoot_event
+                """WITH first AS (
+                    SELECT %s::text IS NULL OR pg_try_advisory_xact_lock(hashtext(%s)) AS got
+                )
+                INSERT INTO chatwoot_event
                     (account_id, company_id, delivery_uuid, event, message_key, received_at)
-                VALUES (%s, %s, %s, %s, %s, now() at time zone 'UTC')
+                SELECT %s, %s, %s, %s, %s, now() at time zone 'UTC' FROM first WHERE got
                 ON CONFLICT DO NOTHING
                 RETURNING id""",
+                lock,
+                lock,
                 values["account_id"],
                 values["company_id"],
                 values["delivery_uuid"],

@@ -192,6 +192,7 @@ class ChatwootHubMessage(models.Model):
                     message_id = posted["id"]
                     sent._remember(account, key, message_id)
             except ChatwootError as error:
+                account._note_error(error.reason)
                 return self._job_failed(error.reason, error.retryable, error.retry_after)
         self.write(
             {

@@ -23,8 +23,12 @@ class McpCrewRun(models.Model):
         for the agent, label and priority, and the conversation opened for people.
 
         Every message posted is remembered at once (``chatwoot.sent.message``): a retry after
-        Chatwoot failed half-way posts only what is missing.
+        Chatwoot failed half-way posts only what is missing. Everything is worded in the
+        tenant's language, the customers' and the agents'.
         """
+        return self.with_context(lang=self.tenant_id.language)._deliver_to_chatwoot()
+
+    def _deliver_to_chatwoot(self):
         conversation = self.chatwoot_conversation_id
         account = conversation.account_id
         if not conversation or not account.active:
@@ -71,10 +75,14 @@ class McpCrewRun(models.Model):
     def _hand_off(self, client, conversation):
         account = conversation.account_id
         tenant = self.tenant_id
-        closed = tenant._open_now(tenant._crew_config()) is False  # None: no opening hours
-        message = (closed and account.handoff_closed_message) or account.handoff_message
-        message = message or self.answer
-        if message and not conversation.ai_silenced:
+        config = tenant._crew_config()
+        closed = tenant._open_now(config) is False  # None: no opening hours
+        if account.post_handoff_message and not conversation.ai_silenced:
+            message = (
+                (closed and account.handoff_closed_message)
+                or account.handoff_message
+                or tenant._fallback_answerer(config).handoff_text()
+            )
             message_id = self._post_once(client, conversation, "handoff", message)
             if conversation.channel_connector_id:
                 self.env["chatwoot.hub.message"]._forward(conversation, message_id, message)
@@ -82,7 +90,7 @@ class McpCrewRun(models.Model):
             self.handoff_reason, self.handoff_reason or ""
         )
         note = handoff.handoff_note(
-            self.with_context(lang=self.tenant_id.language)._note_words(),
+            self._note_words(),
             reason=reason,
             detail=self.handoff_detail,
             request=self.request,

@@ -100,6 +100,28 @@ class TestReply(ChatwootBridgeCase):
         self.assertIn("Outside opening hours", self.chatwoot.notes(conversation_id)[0]["content"])
         self.assertEqual(self.llm.chat_requests, [])
 
+    def test_without_a_handoff_message_the_customer_is_told_when_you_open(self):
+        in_two_days = (fields.Date.context_today(self.tenant) + timedelta(days=2)).weekday()
+        self.tenant.hours_ids = [
+            (0, 0, {"weekday": str(in_two_days), "hour_from": 8.0, "hour_to": 18.0})
+        ]
+        self.account.out_of_hours = "handoff"
+        conversation_id = self.customer_writes("Oi?")
+        self.run_jobs()
+        [reply] = self.chatwoot.replies(conversation_id)
+        self.assertIn("someone on our team", reply["content"])
+        self.assertIn("we open", reply["content"])
+        self.assertIn("08:00", reply["content"])
+
+    def test_a_handoff_may_leave_the_customer_message_out(self):
+        self.account.post_handoff_message = False
+        conversation_id = self.customer_writes("Quero meu dinheiro de volta")
+        self.llm.script(fake.tool_calls(("handoff_to_human", {"reason": "reembolso"})))
+        self.run_jobs()
+        self.assertEqual(self.chatwoot.replies(conversation_id), [])
+        self.assertEqual(len(self.chatwoot.notes(conversation_id)), 1)
+        self.assertEqual(self.chatwoot.conversation(conversation_id)["status"], "open")
+
     def test_a_person_who_took_over_meanwhile_gets_a_suggestion_not_a_reply(self):
         conversation_id = self.customer_writes("Qual o prazo de entrega?")
         self.chatwoot.agent_reply(conversation_id, "Oi, sou a Ana, já vejo isso.")

@@ -492,6 +492,11 @@ class FallbackAnswerer:
         )
 
     # handoff ---------------------------------------------------------------------------------
+    def handoff_text(self, at=None):
+        """What the customer is told when a person takes over, in the tenant's language: when
+        closed, with the next opening (``at``: aware, or naive UTC; default now)."""
+        return self._handoff(at or datetime.now(timezone.utc), "").text
+
     def _handoff(self, at, reason):
         text = self.phrases["handoff"]
         if self.schedule is not None:
