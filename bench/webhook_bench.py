@@ -24,9 +24,12 @@ round) with the same client machinery. Per level and kind: p50 and p99 of the re
 A printed warm-up round first (20 deliveries, 20 health checks, 2 threads) lets both workers
 load the registry; its deliveries count in the totals below, its times in no percentile.
 
-Afterwards, in the database: ``runs_created`` (the tenant's ``mcp.crew.run`` rows),
-``distinct_messages`` (sent), ``lost`` (sent messages without a run), ``duplicated`` (runs
-beyond one per message), the ``chatwoot.event`` rows recorded and the states of the runs' jobs.
+Afterwards, in the database: ``distinct_messages`` (sent) and ``answers_recorded`` (the
+deliveries recorded with the outcome *answer*, each with the job that makes and performs its
+crew run). The untimed part then performs those jobs the way the runner would, one cursor
+each (the tenant has no LLM: the runs answer without one or hand off, and their delivery jobs
+stay queued), and counts ``runs_created``: ``lost`` (sent messages without a run),
+``duplicated`` (runs beyond one per message, answer jobs beyond one per delivery).
 Every non-200 answer (or connection error) is a failure, printed with its status.
 
 Targets, at the WORST level (the highest p99 ratio, the lowest throughput ratio; the level is
@@ -160,14 +163,17 @@ def new_account(env, tenant, secret):
 
 def forget_run_rows(registry, tenant_id, account_id):
     """A run's rows would only grow the tables from run to run (also a crashed run's): the
-    tenant's runs and their jobs, the account's deliveries and conversations, audit rows."""
+    tenant's runs and their jobs, the account's deliveries and their answer jobs, its
+    conversations, audit rows."""
     from odoo import SUPERUSER_ID, api
 
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
         runs = env["mcp.crew.run"].search([("tenant_id", "=", tenant_id)])
         env["queue.job"].search([("uuid", "in", runs.mapped("job_uuid"))]).unlink()
-        env["chatwoot.event"].search([("account_id", "=", account_id)]).unlink()
+        events = env["chatwoot.event"].search([("account_id", "=", account_id)])
+        answer_jobs(env, events).unlink()
+        events.unlink()
         env["chatwoot.conversation"].search([("account_id", "=", account_id)]).unlink()
         runs.unlink()
         env["mcp.audit.log"].search([("tenant_id", "=", tenant_id)]).unlink()
@@ -344,30 +350,68 @@ def report_answers(answers):
     return sum(len(failed) for failed in failures.values())
 
 
+def answer_jobs(env, events):
+    """The jobs that answer ``events`` (``chatwoot.event._answer``)."""
+    calls = [f"chatwoot.event({event.id},)._answer()" for event in events]
+    return env["queue.job"].search([("func_string", "in", calls)])
+
+
+def perform_answer_jobs(registry, account_id):
+    """After the timed part, what a job runner would do with the answer jobs: each performed
+    and committed on its own cursor (the tenant has no LLM: its runs answer what they can
+    without one, or hand off); their runs queue deliveries, which stay queued. Seconds."""
+    from odoo import SUPERUSER_ID, api
+
+    from odoo.addons.queue_job.job import Job
+
+    started = time.perf_counter()
+    with registry.cursor() as cr:
+        env = api.Environment(cr, SUPERUSER_ID, {})
+        events = env["chatwoot.event"].search([("account_id", "=", account_id)])
+        pending = answer_jobs(env, events).filtered(lambda job: job.state == "pending")
+        job_uuids = pending.mapped("uuid")
+    for job_uuid in job_uuids:
+        with registry.cursor() as cr:
+            job = Job.load(api.Environment(cr, SUPERUSER_ID, {}), job_uuid)
+            job.set_started()
+            job.perform()
+            job.set_done()
+            job.store()
+    return time.perf_counter() - started
+
+
 def count_rows(registry, tenant_id, account_id, message_ids):
-    """What the deliveries left in the database; ``(lost, duplicated)``."""
+    """What the deliveries left in the database; ``(lost, duplicated)``.
+
+    Once the webhook has answered, a message is recorded as its delivery (``chatwoot.event``,
+    outcome *answer*, with the text) and the job that answers it; once that job has run, as
+    its crew run."""
     from odoo import SUPERUSER_ID, api
 
     sent = {str(message_id) for message_id in message_ids}
     with registry.cursor() as cr:
         env = api.Environment(cr, SUPERUSER_ID, {})
-        runs = env["mcp.crew.run"].search([("tenant_id", "=", tenant_id)])
-        per_message = collections.Counter(run.message_ref for run in runs)
-        events = env["chatwoot.event"].search_count([("account_id", "=", account_id)])
-        jobs = env["queue.job"].search([("uuid", "in", runs.mapped("job_uuid"))])
+        events = env["chatwoot.event"].search([("account_id", "=", account_id)])
+        answers = events.filtered(lambda event: event.outcome == "answer")
+        jobs = answer_jobs(env, answers)
+        jobs_per_event = collections.Counter(jobs.mapped("func_string"))
         job_states = collections.Counter(jobs.mapped("state"))
-        without_job = len(runs.filtered(lambda run: not run.job_uuid))
-        run_count = len(runs)
-    answered = sent & set(per_message)
-    lost = len(sent) - len(answered)
-    duplicated = sum(count - 1 for ref, count in per_message.items() if ref in sent)
+        runs = env["mcp.crew.run"].search([("tenant_id", "=", tenant_id)])
+        runs_per_message = collections.Counter(runs.mapped("message_ref"))
+        run_states = collections.Counter(runs.mapped("state"))
+        counts = (len(events), len(answers), len(runs))
+    lost = len(sent - set(runs_per_message))
+    duplicated = sum(count - 1 for ref, count in runs_per_message.items() if ref in sent)
+    duplicated += sum(count - 1 for count in jobs_per_event.values())
     emit("distinct_messages", len(sent))
-    emit("runs_created", run_count)
-    emit("runs_of_other_messages", sum(c for ref, c in per_message.items() if ref not in sent))
-    emit("chatwoot_events_recorded", events)
-    emit("runs_without_job", without_job)
+    emit("chatwoot_events_recorded", counts[0])
+    emit("answers_recorded", counts[1])
     for state, count in sorted(job_states.items()):
-        emit(f"jobs_{state}", count)
+        emit(f"answer_jobs_{state}", count)
+    emit("runs_created", counts[2])
+    emit("runs_of_other_messages", sum(c for r, c in runs_per_message.items() if r not in sent))
+    for state, count in sorted(run_states.items()):
+        emit(f"runs_{state}", count)
     emit("lost", lost)
     emit("duplicated", duplicated)
     return lost, duplicated
@@ -421,6 +465,7 @@ def main():
         with DATABASE.server(http_port, workers=2) as base_url:
             answers, ratios = fire_all(base_url, path_token, secret, deliveries)
         failed = report_answers(answers)
+        emit("answer_jobs_performed_s", f"{perform_answer_jobs(registry, account_id):.1f}")
         lost, duplicated = count_rows(registry, tenant_id, account_id, deliveries.message_ids)
     finally:
         forget_run_rows(registry, tenant_id, account_id)

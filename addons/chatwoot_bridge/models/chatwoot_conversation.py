@@ -1,10 +1,22 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+from typing import NamedTuple
+
 from odoo import api, fields, models
 from odoo.tools import SQL
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..services.client import ChatwootError
+
+
+class ConversationState(NamedTuple):
+    """What the webhook's gate knows of a conversation (read without the ORM)."""
+
+    id: int
+    status: str | None
+    ai_silenced: bool
+    silenced_reason: str | None
+    hub: bool  # mirrors a channel connector's thread
 
 
 class ChatwootConversation(models.Model):
@@ -71,31 +83,37 @@ class ChatwootConversation(models.Model):
 
     @api.model
     def _get_or_create(self, config, conversation_id, inbox=None):
-        """The conversation's record, created on first sight.
+        """The conversation's record, created on first sight."""
+        return self.sudo().browse(self._state(config, conversation_id, inbox).id)
+
+    @api.model
+    def _state(self, config, conversation_id, inbox=None):
+        """The :class:`ConversationState` the webhook's gate reads, in one query: found, or
+        inserted on first sight.
 
         Deliveries of one new conversation may arrive at once: the insert skips a row another
         transaction inserted first, and when that row is not visible yet (committed after this
         transaction's snapshot) PostgreSQL raises a serialization failure, on which Odoo
         replays the request, which then finds it.
         """
-        # the fields the webhook reads come with the lookup: one query for a known one
-        found = self.sudo().search_fetch(
-            [("account_id", "=", config.id), ("conversation_id", "=", conversation_id)],
-            ["status", "ai_silenced", "silenced_reason", "channel_connector_id"],
-            limit=1,
-        )
-        if found:
-            return found
         self.env.cr.execute(
             SQL(
-                """INSERT INTO chatwoot_conversation
-                    (account_id, conversation_id, inbox_id, tenant_id, company_id,
-                     create_uid, write_uid, create_date, write_date)
-                VALUES (%(account)s, %(conversation)s, %(inbox)s, %(tenant)s, %(company)s,
-                        %(uid)s, %(uid)s, now() at time zone 'UTC', now() at time zone 'UTC')
-                ON CONFLICT (account_id, conversation_id)
-                    DO UPDATE SET write_date = EXCLUDED.write_date
-                RETURNING id""",
+                """WITH found AS (
+                    SELECT id, status, ai_silenced, silenced_reason, channel_connector_id
+                    FROM chatwoot_conversation
+                    WHERE account_id = %(account)s AND conversation_id = %(conversation)s
+                ), inserted AS (
+                    INSERT INTO chatwoot_conversation
+                        (account_id, conversation_id, inbox_id, tenant_id, company_id,
+                         create_uid, write_uid, create_date, write_date)
+                    SELECT %(account)s, %(conversation)s, %(inbox)s, %(tenant)s, %(company)s,
+                           %(uid)s, %(uid)s, now() at time zone 'UTC', now() at time zone 'UTC'
+                    WHERE NOT EXISTS (SELECT 1 FROM found)
+                    ON CONFLICT (account_id, conversation_id)
+                        DO UPDATE SET write_date = EXCLUDED.write_date
+                    RETURNING id, status, ai_silenced, silenced_reason, channel_connector_id
+                )
+                SELECT * FROM found UNION ALL SELECT * FROM inserted""",
                 account=config.id,
                 conversation=conversation_id,
                 inbox=inbox.id if inbox else None,
@@ -104,8 +122,8 @@ class ChatwootConversation(models.Model):
                 uid=self.env.uid,
             )
         )
-        [conversation_id] = self.env.cr.fetchone()
-        return self.sudo().browse(conversation_id)
+        record_id, status, silenced, reason, connector_id = self.env.cr.fetchone()
+        return ConversationState(record_id, status, bool(silenced), reason, bool(connector_id))
 
     def _see_status(self, status, mode):
         """A status Chatwoot reported: with an Agent Bot, open means people took over (the AI

@@ -1,13 +1,36 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 from datetime import timedelta
+from functools import partial
+from typing import NamedTuple
 
 from odoo import api, fields, models
 from odoo.tools import SQL
 
+from odoo.addons.mcp_crew_engine.models.mcp_crew_run import LLM_ATTEMPTS, TENANT_CONTEXT
+
 from ..services import webhook
+from .mcp_crew_run import CONVERSATION_CONTEXT
 
 #: Days the received deliveries are kept (their dedupe keys with them).
 RETENTION_DAYS = 30
+
+
+class Answer(NamedTuple):
+    """How the crews are asked: the channel they see, and the inbox's crew (0: routing)."""
+
+    channel: str
+    crew_id: int
+
+
+class Decision(NamedTuple):
+    """What a delivery does: recorded as ``outcome`` and ``detail``, then ``actions`` run
+    (after the record, so a duplicate does none of them) and ``answer`` is queued."""
+
+    outcome: str
+    detail: str
+    conversation: models.BaseModel = None
+    actions: tuple = ()
+    answer: Answer | None = None
 
 
 class ChatwootEvent(models.Model):
@@ -45,6 +68,9 @@ class ChatwootEvent(models.Model):
         readonly=True,
     )
     detail = fields.Char(readonly=True)
+    text = fields.Text(readonly=True, help="The customer's message, as the crews read it.")
+    channel = fields.Char(readonly=True, help="The channel the crews see.")
+    crew_id = fields.Many2one("mcp.crew", readonly=True, ondelete="set null")
     run_id = fields.Many2one("mcp.crew.run", readonly=True, ondelete="set null")
 
     _delivery_uniq = models.Constraint(
@@ -56,141 +82,164 @@ class ChatwootEvent(models.Model):
 
     @api.model
     def _receive(self, config, event, delivery_uuid):
-        """Record a verified delivery of ``config``'s account and act on it; the outcome's
-        code for the response. Redeliveries and duplicates do nothing and say so."""
+        """Record a verified delivery of ``config``'s account, then do what it asks; the
+        outcome's code for the response. Redeliveries and duplicates do nothing and say so.
+
+        Only reads happen before the record (the conversation's row aside, created once
+        whoever comes first): a duplicate changes nothing.
+        """
+        message_key = (
+            str(event.message_id)
+            if event.event == "message_created" and event.message_id is not None
+            else None
+        )
+        if not self._first_copy(config.id, message_key or delivery_uuid):
+            return "duplicate"
+        decision = self._decide(config, event)
         record = self._record(
             {
                 "account_id": config.id,
                 "company_id": config.company_id,
                 "delivery_uuid": delivery_uuid,
                 "event": event.event,
-                "message_key": (
-                    str(event.message_id)
-                    if event.event == "message_created" and event.message_id is not None
-                    else None
-                ),
+                "message_key": message_key,
+                "conversation_id": decision.conversation.id if decision.conversation else None,
+                "outcome": decision.outcome,
+                "detail": decision.detail[:250],
+                "text": webhook.request_text(event) if decision.answer else None,
+                "channel": decision.answer.channel if decision.answer else None,
+                "crew_id": (decision.answer.crew_id or None) if decision.answer else None,
             }
         )
         if record is None:
             return "duplicate"
-        outcome, detail, values = record._act(config, event)
-        # one UPDATE, not the ORM's write and flush: this is every delivery's path
+        for action in decision.actions:
+            action()
+        if decision.answer:
+            record._enqueue_answer()
+        return decision.outcome
+
+    def _first_copy(self, account_id, dedupe):
+        """False when another transaction is recording the same message right now: the copy
+        is a duplicate at once, instead of waiting for it and then, in Odoo's repeatable-read
+        transactions, failing to serialise and being replayed seconds later."""
+        if not dedupe:
+            return True
         self.env.cr.execute(
             SQL(
-                "UPDATE chatwoot_event SET outcome = %s, detail = %s, conversation_id = %s,"
-                " run_id = %s WHERE id = %s",
-                outcome,
-                (detail or "")[:250],
-                values.get("conversation_id"),
-                values.get("run_id"),
-                record.id,
+                "SELECT pg_try_advisory_xact_lock(hashtext(%s))",
+                f"chatwoot-event:{account_id}:{dedupe}",
             )
         )
-        return outcome
+        return self.env.cr.fetchone()[0]
 
-    def _act(self, config, event):
-        """``(outcome, detail, values)``: what the delivery changes, as the bridge decides."""
+    @api.model
+    def _decide(self, config, event):
+        """The :class:`Decision` for a delivery: what to record, then what to do."""
         inbox = config.inboxes.get(event.inbox_id)
         conversations = self.env["chatwoot.conversation"]
         if event.ignored_reason:
-            return "ignored", event.ignored_reason, {}
+            return Decision("ignored", event.ignored_reason)
         # a customer's message is never the bridge's own (the hub's are answered on purpose)
         if (
             not event.customer_message
             and event.message_id is not None
             and self.env["chatwoot.sent.message"]._is_echo(config.id, event.message_id)
         ):
-            return "ignored", "echo of the bridge's own message", {}
+            return Decision("ignored", "echo of the bridge's own message")
         if event.conversation_id is None:
-            return "ignored", "no conversation", {}
-        conversation = conversations._get_or_create(config, event.conversation_id, inbox)
-        values = {"conversation_id": conversation.id}
+            return Decision("ignored", "no conversation")
+        state = conversations._state(config, event.conversation_id, inbox)
+        conversation = conversations.sudo().browse(state.id)
         if event.new_status:
-            conversation._see_status(event.new_status, config.mode)
-            return "state", f"status {event.new_status}", values
+            return Decision(
+                "state",
+                f"status {event.new_status}",
+                conversation,
+                (partial(conversation._see_status, event.new_status, config.mode),),
+            )
         if event.customer_message:
-            outcome, detail, *run_id = self._ask_crew(config, event, inbox, conversation)
-            return outcome, detail, {**values, "run_id": run_id[0] if run_id else None}
-        outcome, details = "ignored", []
+            return self._decide_answer(config, event, inbox, conversation, state)
+        outcome, details, actions = "ignored", [], []
         if event.human_reply:
-            conversation._see_human_reply(event.sender_name, config.mode)
+            actions.append(partial(conversation._see_human_reply, event.sender_name, config.mode))
             outcome = "state"
             details.append("a person replied: AI silenced")
-        if event.outbound and inbox and inbox.hub and conversation.channel_connector_id:
-            self.env["chatwoot.hub.message"]._forward(
-                conversation, event.message_id, event.text, event.attachments
+        if event.outbound and inbox and inbox.hub and state.hub:
+            forward = self.env["chatwoot.hub.message"]._forward
+            attachments = event.attachments
+            actions.append(
+                partial(forward, conversation, event.message_id, event.text, attachments)
             )
             outcome = "forward"
             details.append("sent back to the channel")
-        return outcome, "; ".join(details) or "nothing to do", values
+        return Decision(outcome, "; ".join(details) or "nothing to do", conversation, actions)
 
-    def _ask_crew(self, config, event, inbox, conversation):
+    def _decide_answer(self, config, event, inbox, conversation, state):
         if inbox and not inbox.ai_enabled:
-            return "ignored", "AI answers are off in this inbox"
+            return Decision("ignored", "AI answers are off in this inbox", conversation)
         answerable, why = webhook.answerable(event, config.mode)
         if not answerable:
-            return "ignored", why
-        if conversation.ai_silenced:
-            if conversation.status == "open" and event.conversation_status == "pending":
-                # an agent gave it back (an Agent Bot hears of no status change but this)
-                conversation._see_status("pending", config.mode)
-            else:
-                reason = conversation.silenced_reason or "a person took over"
-                return "ignored", f"AI silenced: {reason}"
-        tenant = self.env["mcp.tenant"].sudo().browse(config.tenant_id)
+            return Decision("ignored", why, conversation)
+        actions = ()
+        if state.ai_silenced:
+            if state.status != "open" or event.conversation_status != "pending":
+                reason = state.silenced_reason or "a person took over"
+                return Decision("ignored", f"AI silenced: {reason}", conversation)
+            # an agent gave it back (an Agent Bot hears of no status change but this)
+            actions = (partial(conversation._see_status, "pending", config.mode),)
+        answer = Answer(
+            channel=inbox.channel if inbox else "chatwoot", crew_id=inbox.crew_id if inbox else 0
+        )
+        return Decision("answer", "the crews answer", conversation, actions, answer)
+
+    def _enqueue_answer(self):
+        self.with_context(**{TENANT_CONTEXT: self.account_id.tenant_id.id}).with_delay(
+            max_retries=LLM_ATTEMPTS,
+            description=self.env._("Answer Chatwoot message %(message)s", message=self.message_key),
+        )._answer()
+
+    def _job_prepare_context_before_enqueue_keys(self):
+        return (*super()._job_prepare_context_before_enqueue_keys(), TENANT_CONTEXT)
+
+    def _answer(self):
+        """Job: the crews answer the customer's message, in this job (its tries are the
+        run's tries at the LLM); the run records how, and queues its delivery."""
+        self.ensure_one()
+        if self.run_id:
+            return self.env._("Already answered by run %(run)s.", run=self.run_id.id)
+        tenant = self.account_id.tenant_id.sudo()
         handoff = None
         # without opening hours the tenant is never "closed" (None)
-        if config.out_of_hours == "handoff" and tenant._open_now(tenant._crew_config()) is False:
+        closed = tenant._open_now(tenant._crew_config()) is False
+        if closed and self.account_id.out_of_hours == "handoff":
             handoff = ("out_of_hours", "the account hands off outside opening hours")
-        run = (
-            self.env["mcp.integrator"]
-            .with_company(tenant.company_id)
-            .ask(
-                tenant,
-                webhook.request_text(event),
-                channel=inbox.channel if inbox else "chatwoot",
-                conversation=f"chatwoot:{event.conversation_id}",
-                message_id=str(event.message_id),
-                reply_to="chatwoot",
-                crew=self.env["mcp.crew"].browse(inbox.crew_id)
-                if inbox and inbox.crew_id
-                else None,
-                handoff=handoff,
-            )
+        integrator = self.env["mcp.integrator"].with_company(tenant.company_id)
+        run = integrator.with_context(**{CONVERSATION_CONTEXT: self.conversation_id.id}).ask(
+            tenant,
+            self.text,
+            channel=self.channel,
+            conversation=f"chatwoot:{self.conversation_id.conversation_id}",
+            message_id=self.message_key,
+            reply_to="chatwoot",
+            crew=self.crew_id or None,
+            handoff=handoff,
+            run_now=True,
         )
-        if not run.chatwoot_conversation_id:
-            run.chatwoot_conversation_id = conversation
-        return "answer", f"run {run.id}", run.id
+        self.run_id = run
+        return run.state
 
     @api.model
     def _record(self, values):
-        """The new delivery's record, or None when it was already received.
-
-        A copy arriving while another transaction records the same message does not wait
-        for it (and, in Odoo's repeatable-read transactions, fail to serialise and be replayed
-        seconds later): the first holds a transaction lock on the message, and the copy, not
-        getting it, is a duplicate at once. A copy of one already committed conflicts on the
-        unique indexes and inserts nothing.
-        """
-        dedupe = values["message_key"] or values["delivery_uuid"]
-        lock = f"chatwoot-event:{values['account_id']}:{dedupe}" if dedupe else None
+        """The new delivery's record, or None when one of its copies was recorded before (it
+        conflicts on the unique indexes and inserts nothing)."""
+        columns = list(values)
         self.env.cr.execute(
             SQL(
-                """WITH first AS (
-                    SELECT %s::text IS NULL OR pg_try_advisory_xact_lock(hashtext(%s)) AS got
-                )
-                INSERT INTO chatwoot_event
-                    (account_id, company_id, delivery_uuid, event, message_key, received_at)
-                SELECT %s, %s, %s, %s, %s, now() at time zone 'UTC' FROM first WHERE got
-                ON CONFLICT DO NOTHING
-                RETURNING id""",
-                lock,
-                lock,
-                values["account_id"],
-                values["company_id"],
-                values["delivery_uuid"],
-                values["event"],
-                values["message_key"],
+                "INSERT INTO chatwoot_event (%s, received_at) VALUES (%s, now() at time zone 'UTC')"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                SQL(", ").join(SQL.identifier(column) for column in columns),
+                SQL(", ").join(values[column] for column in columns),
             )
         )
         row = self.env.cr.fetchone()

@@ -1,11 +1,14 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-from odoo import fields, models
+from odoo import api, fields, models
 from odoo.exceptions import UserError
 
 from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..services import handoff
 from ..services.client import ChatwootError
+
+#: Context key with the chatwoot.conversation a webhook asks a crew for.
+CONVERSATION_CONTEXT = "chatwoot_conversation_id"
 
 
 class McpCrewRun(models.Model):
@@ -17,6 +20,14 @@ class McpCrewRun(models.Model):
     chatwoot_conversation_id = fields.Many2one(
         "chatwoot.conversation", readonly=True, index=True, ondelete="set null"
     )
+
+    @api.model
+    def _record_request(self, tenant, text, channel, conversation, message_id, **extra):
+        # the webhook's conversation, linked in the run's INSERT (no second write per message)
+        linked = self.env.context.get(CONVERSATION_CONTEXT)
+        if linked:
+            extra.setdefault("chatwoot_conversation_id", linked)
+        return super()._record_request(tenant, text, channel, conversation, message_id, **extra)
 
     def _mcp_deliver_chatwoot(self):
         """The answer as the Agent Bot's reply, or the handoff: its message, a private note

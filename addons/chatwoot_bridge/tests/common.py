@@ -191,6 +191,16 @@ class ChatwootBridgeCase(CrewEngineCase, HttpCase):
         """The fake LLM answers the next chat request with ``answer``."""
         self.llm.script(fake.answer(answer))
 
+    def answers_of(self, conversation_id, account=None):
+        """The deliveries of a conversation the crews were asked to answer."""
+        return self.env["chatwoot.event"].search(
+            [
+                ("account_id", "=", (account or self.account).id),
+                ("conversation_id.conversation_id", "=", conversation_id),
+                ("outcome", "=", "answer"),
+            ]
+        )
+
     def runs_of(self, conversation_id, account=None):
         conversation = self.env["chatwoot.conversation"].search(
             [

@@ -119,10 +119,11 @@ class TestHub(ChatwootBridgeCase):
 
         # Chatwoot tells the Agent Bot (and the API inbox): the AI answers
         self.deliver_outbox()
-        [run] = conversation.run_ids
-        self.assertEqual(run.channel, "webhook")
+        self.assertEqual(len(self.answers_of(conversation.conversation_id)), 1)
         self.answered_with("Sim, saiu hoje pela transportadora.")
         self.run_jobs()
+        [run] = conversation.run_ids
+        self.assertEqual(run.channel, "webhook")
         self.assertEqual(
             [m["content"] for m in self.chatwoot.replies(conversation.conversation_id)],
             ["Sim, saiu hoje pela transportadora."],

@@ -131,16 +131,22 @@ class TestWebhookGate(ChatwootBridgeCase):
         self.assertEqual(response.status_code, 200, response.text)
         return response.json()["status"]
 
-    def test_a_customer_message_records_a_run_and_its_job(self):
+    def test_a_customer_message_is_recorded_and_its_answer_queued(self):
         response = self.deliver(self.message_payload("Qual o prazo de entrega?", 2001))
         self.assertEqual(self.outcome(response), "answer")
-        [run] = self.runs_of(2001)
-        self.assertEqual(run.state, "queued")
-        self.assertEqual(run.reply_to, "chatwoot")
-        self.assertEqual(run.request, "Qual o prazo de entrega?")
-        self.assertEqual(run.tenant_id, self.tenant)
-        self.assertTrue(run.job_id, "answered by a job, not in the request")
+        [event] = self.answers_of(2001)
+        self.assertEqual(event.text, "Qual o prazo de entrega?")
+        self.assertFalse(self.runs_of(2001), "the crews are asked by a job, not in the request")
+        [job] = self.pending_jobs()
+        self.assertEqual(job.func_string, f"chatwoot.event({event.id},)._answer()")
+        self.assertEqual(job.channel, "root.mcp.crew")
         self.assertEqual(self.chatwoot.requests, [], "nothing sent to Chatwoot by the webhook")
+        self.answered_with("Em até 3 dias úteis.")
+        self.run_jobs()
+        [run] = self.runs_of(2001)
+        self.assertEqual((run.state, run.reply_to), ("answered", "chatwoot"))
+        self.assertEqual((run.request, run.tenant_id), ("Qual o prazo de entrega?", self.tenant))
+        self.assertEqual(event.run_id, run)
 
     def test_reference_samples_that_are_not_customer_messages_are_ignored(self):
         for name, expected in (
@@ -163,11 +169,11 @@ class TestWebhookGate(ChatwootBridgeCase):
     def test_open_conversation_is_not_answered_in_agent_bot_mode(self):
         payload = self.message_payload(conversation_id=2002, status="open")
         self.assertEqual(self.outcome(self.deliver(payload)), "ignored")
-        self.assertFalse(self.runs_of(2002))
+        self.assertFalse(self.answers_of(2002))
 
     def test_a_human_reply_silences_the_ai_until_pending_again(self):
         conversation_id = self.customer_writes("Oi, tudo bem?")
-        self.assertEqual(len(self.runs_of(conversation_id)), 1)
+        self.assertEqual(len(self.answers_of(conversation_id)), 1)
         self.chatwoot.agent_reply(conversation_id, "Olá, aqui é a Ana.")
         self.deliver_outbox()
         state = self.env["chatwoot.conversation"].search(
@@ -180,12 +186,12 @@ class TestWebhookGate(ChatwootBridgeCase):
         self.assertEqual(self.chatwoot.conversation(conversation_id)["status"], "open")
         self.deliver_outbox()
         self.customer_writes("Quero trocar um produto", conversation_id)
-        self.assertEqual(len(self.runs_of(conversation_id)), 1, "the person answers now")
+        self.assertEqual(len(self.answers_of(conversation_id)), 1, "the person answers now")
         # the agent gives the conversation back to the bot: its next message is answered
         self.chatwoot.agent_toggle_status(conversation_id, "pending")
         self.deliver_outbox()
         self.customer_writes("Ainda está aí?", conversation_id)
-        self.assertEqual(len(self.runs_of(conversation_id)), 2)
+        self.assertEqual(len(self.answers_of(conversation_id)), 2)
         self.assertFalse(state.ai_silenced)
 
     def test_status_events_of_an_account_webhook(self):
@@ -213,7 +219,7 @@ class TestWebhookGate(ChatwootBridgeCase):
     def test_ai_disabled_inbox_is_not_answered(self):
         self.inbox(SITE_INBOX).ai_enabled = False
         conversation_id = self.customer_writes("Oi")
-        self.assertFalse(self.runs_of(conversation_id))
+        self.assertFalse(self.answers_of(conversation_id))
 
     def test_a_pinned_crew_answers_without_routing(self):
         support = self.make_crew(self.tenant, code="support", purpose="Trocas e devoluções")
@@ -240,13 +246,13 @@ class TestExactlyOnce(ChatwootBridgeCase):
         first = self.deliver(payload, delivery=delivery)
         again = self.deliver(payload, delivery=delivery)
         self.assertEqual([first.json()["status"], again.json()["status"]], ["answer", "duplicate"])
-        self.assertEqual(len(self.runs_of(3001)), 1)
+        self.assertEqual(len(self.answers_of(3001)), 1)
 
     def test_a_duplicate_message_created_with_another_delivery_id(self):
         payload = self.message_payload(conversation_id=3002)
         statuses = [self.deliver(payload).json()["status"] for _ in range(3)]
         self.assertEqual(statuses, ["answer", "duplicate", "duplicate"])
-        self.assertEqual(len(self.runs_of(3002)), 1)
+        self.assertEqual(len(self.answers_of(3002)), 1)
 
     def test_fifty_concurrent_identical_deliveries_make_one_reply(self):
         conversation_id = self.chatwoot.new_conversation(SITE_INBOX, name="Rui", content="Oi!")
@@ -277,7 +283,7 @@ class TestExactlyOnce(ChatwootBridgeCase):
         payload = self.message_payload("Oi", conversation_id=3003)
         statuses = [self.deliver(payload).json()["status"] for _ in range(2)]
         self.assertEqual(statuses, ["answer", "duplicate"])
-        self.assertEqual(len(self.runs_of(3003)), 1)
+        self.assertEqual(len(self.answers_of(3003)), 1)
 
 
 def delivery_headers(delivery, secret):
@@ -325,6 +331,7 @@ class TestTenancy(ChatwootBridgeCase):
         other["account"]["id"] = self.other_tenant.account_id
         response = self.deliver(other, url=self.other_url, secret=self.other_secret)
         self.assertEqual(response.json()["status"], "answer")
+        self.run_jobs()
         [mine] = self.runs_of(4002)
         [theirs] = self.runs_of(4002, account=self.other_account)
         self.assertEqual((mine.tenant_id, theirs.tenant_id), (self.tenant, self.other_tenant))
