@@ -116,7 +116,7 @@ class ChatwootEvent(models.Model):
         for action in decision.actions:
             action()
         if decision.answer:
-            record._enqueue_answer()
+            record._enqueue_answer(config.tenant_id, message_key)
         return decision.outcome
 
     def _first_copy(self, account_id, dedupe):
@@ -193,10 +193,11 @@ class ChatwootEvent(models.Model):
         )
         return Decision("answer", "the crews answer", conversation, actions, answer)
 
-    def _enqueue_answer(self):
-        self.with_context(**{TENANT_CONTEXT: self.account_id.tenant_id.id}).with_delay(
+    def _enqueue_answer(self, tenant_id, message_key):
+        # what the job needs is passed in: the new row is not read back
+        self.with_context(**{TENANT_CONTEXT: tenant_id}).with_delay(
             max_retries=LLM_ATTEMPTS,
-            description=self.env._("Answer Chatwoot message %(message)s", message=self.message_key),
+            description=self.env._("Answer Chatwoot message %(message)s", message=message_key),
         )._answer()
 
     def _job_prepare_context_before_enqueue_keys(self):
