@@ -23,4 +23,9 @@
         "views/mcp_crew_run_views.xml",
         "views/chatwoot_bridge_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "chatwoot_bridge/static/tests/tours/*.js",
+        ],
+    },
 }

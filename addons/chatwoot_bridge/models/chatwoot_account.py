@@ -59,9 +59,9 @@ class ChatwootAccount(models.Model):
 
     name = fields.Char(required=True)
     active = fields.Boolean(default=True)
-    tenant_id = fields.Many2one(
-        "mcp.tenant", required=True, index=True, ondelete="restrict", check_company=True
-    )
+    # no check_company: the account's company is the tenant's, so a company domain on the
+    # tenant would hide every tenant from a new account
+    tenant_id = fields.Many2one("mcp.tenant", required=True, index=True, ondelete="restrict")
     company_id = fields.Many2one(related="tenant_id.company_id", store=True, index=True)
     account_id = fields.Integer(
         related="tenant_id.account_id",
