@@ -219,14 +219,7 @@ def test_a_reply_reaches_the_receiver_signed(receiver):
     (request,) = receiver.requests
     assert request.path == "/replies"
     assert request.headers["Content-Type"].startswith("application/json")
-    signing.verify(
-        [SECRET],
-        request.body,
-        request.headers["X-MCP-Timestamp"],
-        request.headers["X-MCP-Signature"],
-        time.time(),
-    )
-    assert request.json()["text"] == "Chegou sim!"
+    assert request.verified_json(SECRET, signing.verify)["text"] == "Chegou sim!"
     assert SECRET not in str(request.headers) and SECRET.encode() not in request.body
 
 

@@ -46,11 +46,7 @@ class ChatwootBridgeCase(CrewEngineCase, HttpCase):
         cls.bot_token = f"bot-{uuid.uuid4().hex}"
         cls.user_token = f"user-{uuid.uuid4().hex}"
         cls.secret = f"whsec-{uuid.uuid4().hex}"
-        cls.chatwoot = FakeChatwoot(
-            account_id=cls.tenant.account_id, bot_token=cls.bot_token, user_token=cls.user_token
-        )
-        cls.chatwoot.start()
-        cls.addClassCleanup(cls.chatwoot.stop)
+        cls.chatwoot = cls.fake_chatwoot(cls.tenant, cls.bot_token, cls.user_token)
         cls.account = cls.make_account(cls.tenant, cls.chatwoot)
         cls.webhook_url = cls.webhook_url_of(cls.account)
         cls.chatwoot.bot_url = cls.webhook_url
@@ -64,6 +60,18 @@ class ChatwootBridgeCase(CrewEngineCase, HttpCase):
         self.addCleanup(self.assertEqual, self.chatwoot.violations, [], "Chatwoot's spec")
 
     # configuration ----------------------------------------------------------------------------
+    @classmethod
+    def fake_chatwoot(cls, tenant, bot_token=None, user_token=None):
+        """A fake Chatwoot for ``tenant``'s account, running until the class is done."""
+        chatwoot = FakeChatwoot(
+            account_id=tenant.account_id,
+            bot_token=bot_token or f"bot-{uuid.uuid4().hex}",
+            user_token=user_token or f"user-{uuid.uuid4().hex}",
+        )
+        chatwoot.start()
+        cls.addClassCleanup(chatwoot.stop)
+        return chatwoot
+
     @classmethod
     def credential(cls, tenant, kind, secret, name):
         return cls.env["mcp.credential"].create(

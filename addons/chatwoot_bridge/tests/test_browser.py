@@ -8,7 +8,7 @@ from urllib.parse import urlencode, urlsplit
 from odoo.tests import tagged
 
 from .common import SITE_INBOX, ChatwootBridgeCase
-from .fake_chatwoot import PROFILE_PATH, FakeChatwoot
+from .fake_chatwoot import PROFILE_PATH
 
 
 @tagged("post_install", "-at_install", "mcp_browser")
@@ -20,13 +20,9 @@ class TestBrowserTours(ChatwootBridgeCase):
         cls.tour_tenant = cls.make_tenant("Loja Tour")
         cls.tour_bot_token = f"bot-{uuid.uuid4().hex}"
         cls.tour_user_token = f"user-{uuid.uuid4().hex}"
-        cls.tour_chatwoot = FakeChatwoot(
-            account_id=cls.tour_tenant.account_id,
-            bot_token=cls.tour_bot_token,
-            user_token=cls.tour_user_token,
+        cls.tour_chatwoot = cls.fake_chatwoot(
+            cls.tour_tenant, cls.tour_bot_token, cls.tour_user_token
         )
-        cls.tour_chatwoot.start()
-        cls.addClassCleanup(cls.tour_chatwoot.stop)
         cls.tour_bot = cls.credential(
             cls.tour_tenant, "api_key", cls.tour_bot_token, "Bot Loja Tour"
         )

@@ -81,18 +81,10 @@ class TestHub(ChatwootBridgeCase):
 
     def replies_received(self):
         """What the channel's app received, each signature checked."""
-        received = []
-        for request in self.receiver.requests:
-            headers = {key.lower(): value for key, value in request.headers.items()}
-            signing.verify(
-                [self.channel_secret],
-                request.body,
-                headers[channels.TIMESTAMP_HEADER.lower()],
-                headers[channels.SIGNATURE_HEADER.lower()],
-                time.time(),
-            )
-            received.append(request.json())
-        return received
+        return [
+            request.verified_json(self.channel_secret, signing.verify)
+            for request in self.receiver.requests
+        ]
 
     def test_round_trip_channel_to_chatwoot_to_ai_and_back(self):
         response = self.channel_posts("Meu pedido já foi enviado?", message_id="ml-1")

@@ -14,7 +14,7 @@ from odoo.addons.mcp_integrator.services import signing
 
 from ..services import webhook
 from .common import SITE_INBOX, ChatwootBridgeCase, reference_payload
-from .fake_chatwoot import FakeChatwoot, sign_headers
+from .fake_chatwoot import sign_headers
 
 
 @tagged("post_install", "-at_install")
@@ -301,13 +301,7 @@ class TestTenancy(ChatwootBridgeCase):
         super().setUpClass()
         cls.other_tenant = cls.make_tenant("Beta")
         cls.other_secret = f"whsec-{uuid.uuid4().hex}"
-        cls.other_chatwoot = FakeChatwoot(
-            account_id=cls.other_tenant.account_id,
-            bot_token=f"bot-{uuid.uuid4().hex}",
-            user_token=f"user-{uuid.uuid4().hex}",
-        )
-        cls.other_chatwoot.start()
-        cls.addClassCleanup(cls.other_chatwoot.stop)
+        cls.other_chatwoot = cls.fake_chatwoot(cls.other_tenant)
         cls.other_account = cls.make_account(
             cls.other_tenant, cls.other_chatwoot, secret=cls.other_secret
         )

@@ -8,6 +8,7 @@ tests and the plain tier (``tests/test_channels.py``).
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -20,6 +21,18 @@ class Received:
 
     def json(self):
         return json.loads(self.body)
+
+    def verified_json(self, secret, verify):
+        """The body, once its signature is checked with ``verify`` (the integrator's
+        ``signing.verify``, passed in: this module imports nothing of the addons)."""
+        verify(
+            [secret],
+            self.body,
+            self.headers["X-MCP-Timestamp"],
+            self.headers["X-MCP-Signature"],
+            time.time(),
+        )
+        return self.json()
 
 
 @dataclass(frozen=True)

@@ -179,16 +179,9 @@ class TestChannel(McpChannelCase):
         )
         self.assertEqual(result, {"external_id": "out-1"})
         (request,) = self.receiver.requests
-        signing.verify(
-            [SECRET],
-            request.body,
-            request.headers["X-MCP-Timestamp"],
-            request.headers["X-MCP-Signature"],
-            time.time(),
-        )
         self.assertTrue(request.headers["X-MCP-Delivery"])
         self.assertEqual(
-            request.json(),
+            request.verified_json(SECRET, signing.verify),
             {
                 "thread_id": "order-1001",
                 "contact": {"id": "c-7", "name": "Ana"},
