@@ -22,7 +22,8 @@ Not included: the runner's NOTIFY wake-up and channel scheduling, the HTTP hop t
 webhook that will call ``ask`` and the delivery job (no ``reply_to``: nothing is delivered).
 
 1. Overhead per message (``crew_run_median_ms`` vs ``direct_llm_median_ms``): one-step runs
-   (the fake answers at once, no tool call) of dev messages the router is sure of, each made
+   (the fake answers at once, no tool call) of dev messages the router is sure of (but for
+   the handoff crew's, which hand off without an LLM call), each made
    unique by a number so neither the routing cache nor the answer cache hides the real path
    (both are looked up, missed and written), against ``litellm.completion()`` called directly
    with the same messages and tools the engine sent, at the same server; interleaved rounds,
@@ -37,9 +38,10 @@ webhook that will call ``ask`` and the delivery job (no ``reply_to``: nothing is
    repeats: 200 requests), each request a new conversation and in a random variant (case, accents
    dropped, trailing punctuation and spaces). The fake answers from the request's content,
    identically for variants: ``resposta: <wording_form of the last user message>``; the sales
-   agent first searches products when the message names one (two LLM calls), the handoff
-   crew's agent calls ``handoff_to_human``, and the routing classifier (asked when the router
-   is unsure) answers the message's labelled crew. Run twice on fresh caches: caches on (agents
+   agent first searches products when the message names one (two LLM calls), a message routed
+   to the handoff crew hands off without an LLM call (the engine's rule for a crew coded
+   ``handoff``), and the routing classifier (asked when the router is unsure) answers the
+   message's labelled crew. Run twice on fresh caches: caches on (agents
    at temperature 0, Redis) and caches off: the same replay with the integrator's Redis URL on
    a closed port, so every cache the engine has (routing decisions, answers, conversation
    context, tool results) is off the way a Redis outage turns it off, nothing else changed.
@@ -422,8 +424,11 @@ def read_runs(registry, run_ids):
 # 1. overhead ----------------------------------------------------------------------------------
 def sure_messages(registry, tenant_id, messages):
     """Texts for every round: dev messages made unique by a number, those the router is sure
-    of with the number added (no classifier call: each run is one LLM call)."""
+    of with the number added (no classifier call: each run is one LLM call), but for the
+    handoff crew's."""
     from odoo import SUPERUSER_ID, api
+
+    from odoo.addons.mcp_crew_engine.models.mcp_crew_run import HANDOFF_CREW
 
     count = WARMUP_ROUNDS + ROUNDS
     with registry.cursor() as cr:
@@ -437,7 +442,8 @@ def sure_messages(registry, tenant_id, messages):
                 number += 1
                 text = f"{message['text']} ({number})"
                 decision = router.route(tenant._routing_request(config, text, CHANNEL))
-                if decision.crew and not decision.unsure:
+                # the handoff crew's runs hand off without calling the LLM: not one-step runs
+                if decision.crew not in (None, HANDOFF_CREW) and not decision.unsure:
                     picked.append(text)
             if len(picked) == before:
                 raise SystemExit("crew bench: the router is unsure of every dev message")
