@@ -1,0 +1,564 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""Shopee Open Platform v2 seller chat, plain Python (no Odoo import).
+
+Inbound (push mechanism; answer 2xx with an empty body within 3 s, then work in a job):
+
+- :func:`verify_push` checks ``Authorization`` = lowercase hex HMAC-SHA256(live push partner
+  key, ``callback_url + "|" + raw body``) in constant time, or raises
+  :class:`~.channels.InboundRejected`. ``callback_url`` must be exactly the URL registered in
+  the console (a proxy that rewrites scheme or host breaks it). A digest over the body alone,
+  reported by one integrator, is refused, with a reason that says so (onboarding aid).
+- :func:`decode_push` turns the raw body into a dict (413/400 otherwise).
+- :func:`push_shop_id` gives the shop id, to find the tenant (and refuse unknown shops).
+- :func:`parse_push` gives a list of events: :class:`~.channels.InboundMessage` for a buyer's
+  webchat message (push code 10), :class:`SkippedEvent` for everything else (the shop's own
+  messages, other push codes, unknown kinds), never an exception.
+
+Outbound: :func:`split_text` and :func:`text_message_body` build ``POST
+/api/v2/sellerchat/send_message`` bodies; :meth:`ShopeeClient.send_text` sends them and
+returns Shopee's message ids. No reply window is documented for Shopee chat.
+
+Signing (:func:`api_sign`, :func:`signed_query`): ``sign`` = hex HMAC-SHA256(partner key,
+partner_id + path + timestamp [+ access_token + shop_id for shop APIs]), in the query string
+with the common parameters; the timestamp is valid 5 minutes.
+
+Tokens: :meth:`ShopeeClient.get_token` (authorization code) and
+:meth:`ShopeeClient.refresh_access_token` return :class:`ShopeeTokens`: the access token
+lasts 4 h (``expire_in``), the refresh token 30 days and is single use, so the caller saves
+the new pair atomically, one refresh at a time per shop.
+
+Errors come as HTTP 200 with a non-empty ``error`` (or as an HTTP error status): every failed
+call raises :class:`~.channels.ChannelSendError`, retryable for 429, 5xx, timeouts, connection
+errors and rate-limit codes; :class:`ShopeeAccessTokenRejected` (refresh the access token, then
+send again) and :class:`ShopeeAuthorizationExpired` (the seller must authorize the app again)
+are its permanent subclasses.
+
+Unverified (see the channel reference, §6 and §11): the text limit (:data:`MAX_TEXT_LENGTH` is
+a conservative guess), rate-limit error codes, the error code for a used or revoked refresh
+token, and the content keys of non-text message types.
+"""
+
+import hashlib
+import hmac
+import json
+import mimetypes
+import re
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+import requests
+
+from .channels import (
+    MAX_INBOUND_BYTES,
+    MAX_REASON_LENGTH,
+    SEND_TIMEOUT,
+    ChannelSendError,
+    InboundMessage,
+    InboundRejected,
+    decode_json_object,
+    parse_retry_after,
+)
+
+HOST_GLOBAL = "https://partner.shopeemobile.com"
+HOST_BRAZIL = "https://openplatform.shopee.com.br"
+HOST_CHINA = "https://openplatform.shopee.cn"
+HOST_SANDBOX = "https://openplatform.sandbox.test-stable.shopee.sg"
+SEND_MESSAGE_PATH = "/api/v2/sellerchat/send_message"
+TOKEN_GET_PATH = "/api/v2/auth/token/get"
+TOKEN_REFRESH_PATH = "/api/v2/auth/access_token/get"
+AUTH_PARTNER_PATH = "/api/v2/shop/auth_partner"
+PUSH_AUTHORIZATION_HEADER = "Authorization"
+ACCESS_TOKEN_LIFETIME = 14400  # seconds, when the answer has no expire_in
+# Unverified: Shopee documents no chat text limit; long replies are split at this length.
+MAX_TEXT_LENGTH = 1000
+# Refresh this long before the access token expires, so a call never starts with a dying one.
+REFRESH_MARGIN = 300
+
+PUSH_WEBCHAT = 10
+# Push codes that are not chat messages, by what they mean (Shopee push config types).
+PUSH_KINDS = {
+    1: "shop_authorization",
+    2: "shop_deauthorization",
+    3: "order_status",
+    4: "tracking_number",
+    12: "authorization_expiry",
+}
+
+# Errors about the access token: refresh it and send again.
+ACCESS_TOKEN_ERRORS = frozenset({"invalid_access_token", "invalid_acceess_token"})
+# On the token endpoints, these mean the code or refresh token is no longer valid (used,
+# expired or revoked): unverified which one Shopee uses, so both re-authorize.
+AUTHORIZATION_ERRORS = frozenset({"error_auth", "invalid_refresh_token", "invalid_code"})
+ERROR_REASONS = {
+    "error_auth": "the request was not authorized (shop authorization or access token)",
+    "error_sign": "the signature was refused (check the partner id and key, and the clock)",
+    "error_param": "a parameter was refused",
+    "error_permission": "the app has no seller-chat permission for this shop",
+}
+# Unverified codes: any error code with one of these words is a rate limit or an overload.
+RETRYABLE_ERROR_WORDS = ("too_many", "rate_limit", "busy", "server", "inner")
+
+_SENTENCE_END = re.compile(r"[.!?…](?=\s)|\n")
+# A platform message that quotes a token or key is cut out of reasons.
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9|_\-]{24,}")
+
+
+class ShopeeAccessTokenRejected(ChannelSendError):
+    """Shopee refused the access token (expired or revoked early): refresh it, then send the
+    same message again once."""
+
+
+class ShopeeAuthorizationExpired(ChannelSendError):
+    """The authorization code or refresh token is no longer valid (used, expired, revoked):
+    the seller must authorize the app again. Permanent."""
+
+
+@dataclass(frozen=True)
+class SkippedEvent:
+    """A push that is not a buyer's message to answer.
+
+    :ivar kind: what it is (``echo``, ``order_status``, ``unknown``...)
+    :ivar reason: why it is not answered, safe to log
+    :ivar metadata: the ids it carries (shop id, code, message id...)
+    """
+
+    kind: str
+    reason: str
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShopeeTokens:
+    """A shop's tokens; save all of them at once (the refresh token is single use)."""
+
+    shop_id: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_at: float
+
+
+# signing ----------------------------------------------------------------------------------------
+def _hmac_hex(key, message):
+    return hmac.new(key.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def api_sign(partner_key, partner_id, path, timestamp, access_token=None, shop_id=None):
+    """The ``sign`` of an API call: shop APIs pass ``access_token`` and ``shop_id``, public
+    APIs (auth) pass neither."""
+    base = f"{partner_id}{path}{int(timestamp)}"
+    if access_token is not None:
+        base += f"{access_token}{shop_id}"
+    return _hmac_hex(partner_key, base.encode("utf-8"))
+
+
+def signed_query(partner_key, partner_id, path, timestamp, access_token=None, shop_id=None):
+    """The common query parameters of a call, in Shopee's order, ``sign`` last."""
+    query = [("partner_id", str(partner_id)), ("timestamp", str(int(timestamp)))]
+    if access_token is not None:
+        query += [("access_token", access_token), ("shop_id", str(shop_id))]
+    sign = api_sign(partner_key, partner_id, path, timestamp, access_token, shop_id)
+    return query + [("sign", sign)]
+
+
+# inbound ----------------------------------------------------------------------------------------
+def push_signature(push_partner_key, callback_url, raw_body):
+    """The ``Authorization`` value Shopee sends with a push of ``raw_body`` (bytes)."""
+    return _hmac_hex(push_partner_key, callback_url.encode("utf-8") + b"|" + raw_body)
+
+
+def verify_push(push_partner_key, callback_url, raw_body, authorization):
+    """Accept the push only if ``authorization`` signs ``callback_url|raw_body``.
+
+    :raise InboundRejected: 503 when no key is configured (Shopee retries later), 401 when the
+        header is missing or does not match
+    """
+    if not push_partner_key or not callback_url:
+        raise InboundRejected(503, "Shopee push verification is not configured")
+    received = (authorization or "").strip().lower().encode("ascii", "replace")
+    if not received:
+        raise InboundRejected(401, "the Authorization header is missing")
+    expected = push_signature(push_partner_key, callback_url, raw_body).encode("ascii")
+    if hmac.compare_digest(received, expected):
+        return
+    body_only = _hmac_hex(push_partner_key, raw_body).encode("ascii")
+    if hmac.compare_digest(received, body_only):
+        raise InboundRejected(
+            401, 'the signature covers the body only, not "<callback URL>|<body>"'
+        )
+    raise InboundRejected(
+        401,
+        "the Authorization signature does not match (check the live push partner key and "
+        "that the callback URL is exactly the registered one)",
+    )
+
+
+def decode_push(raw_body):
+    """The push body as a dict; 413 when too large, 400 when not a JSON object."""
+    if len(raw_body) > MAX_INBOUND_BYTES:
+        raise InboundRejected(413, f"the body is larger than {MAX_INBOUND_BYTES} bytes")
+    return decode_json_object(raw_body)
+
+
+def push_shop_id(payload):
+    """The shop id of a push as a string, or None (then refuse the push)."""
+    shop_id = _id_string(payload.get("shop_id"))
+    if shop_id is None:
+        content = _webchat_content(payload)
+        shop_id = _id_string(content.get("shop_id")) if content else None
+    return shop_id
+
+
+def parse_push(payload, shop_user_ids=()):
+    """The events of a decoded push.
+
+    :param shop_user_ids: the shop's own chat user ids (the ``to_id`` of buyers' messages,
+        which differs from the shop id): a message from one of them is the shop's own
+    :return: a list of :class:`InboundMessage` and :class:`SkippedEvent`
+    """
+    code = _as_int(payload.get("code"))
+    metadata = {"shop_id": push_shop_id(payload), "code": code}
+    if code == PUSH_WEBCHAT:
+        return [_webchat_event(payload, metadata, {str(uid) for uid in shop_user_ids})]
+    kind = PUSH_KINDS.get(code)
+    if kind:
+        return [SkippedEvent(kind, f"push code {code} ({kind}) is not a chat message", metadata)]
+    return [SkippedEvent("unknown", f"push code {code!r} is not handled", metadata)]
+
+
+def _webchat_content(payload):
+    data = payload.get("data")
+    content = data.get("content") if isinstance(data, dict) else None
+    return content if isinstance(content, dict) else None
+
+
+def _webchat_event(payload, metadata, shop_user_ids):
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    data_type = data.get("type")
+    if data_type != "message":
+        kind = f"webchat_{data_type}" if isinstance(data_type, str) else "webchat_unknown"
+        return SkippedEvent(kind, "a webchat push that is not a new message", metadata)
+    content = _webchat_content(payload)
+    message_id = _id_string(content.get("message_id")) if content else None
+    message_id = message_id or _id_string(payload.get("msg_id"))
+    sender = _id_string(content.get("from_id")) if content else None
+    if not message_id or not sender:
+        return SkippedEvent("malformed", "a webchat message without message or sender id", metadata)
+    metadata = {**metadata, "message_id": message_id}
+    shop_id = metadata["shop_id"]
+    from_shop = _id_string(content.get("from_shop_id"))
+    if sender in shop_user_ids or sender == shop_id or (from_shop and from_shop == shop_id):
+        return SkippedEvent("echo", "a message sent by the shop itself", metadata)
+    message_type = content.get("message_type")
+    body = _message_body(message_type, content.get("content"))
+    if body is None:
+        reason = f"message type {message_type!r} is not handled"
+        return SkippedEvent("unsupported_message", reason, metadata)
+    text, attachments, details = body
+    if not text.strip() and not attachments:
+        return SkippedEvent("empty", "a message with neither text nor a usable file", metadata)
+    return InboundMessage(
+        thread_id=_id_string(content.get("conversation_id")) or sender,
+        message_id=message_id,
+        contact={
+            "id": sender,
+            "name": content.get("from_user_name") or None,
+            "phone": None,
+            "email": None,
+        },
+        text=text,
+        attachments=attachments,
+        metadata={**metadata, **_message_metadata(content, data), **details},
+    )
+
+
+def _message_body(message_type, inner):
+    """``(text, attachments, metadata)`` of a message's ``content``, None when unhandled.
+
+    Non-text kinds get a short bracketed text, so the conversation shows what was sent.
+    """
+    inner = inner if isinstance(inner, dict) else {}
+    text = inner.get("text") if isinstance(inner.get("text"), str) else ""
+    if message_type == "text":
+        return text, [], {}
+    if message_type in ("image", "image_with_text"):
+        url = inner.get("url") or inner.get("image_url")
+        return text, _url_attachment(url), {}
+    if message_type == "video":
+        return text, _url_attachment(inner.get("video_url")), {}
+    if message_type == "sticker":
+        details = {
+            "sticker_id": inner.get("sticker_id"),
+            "sticker_package_id": inner.get("sticker_package_id"),
+        }
+        return "[sticker]", [], details
+    if message_type == "item":
+        item_id = _id_string(inner.get("item_id"))
+        return f"[product {item_id}]", [], {"item_id": item_id}
+    if message_type == "order":
+        order_sn = _id_string(inner.get("order_sn"))
+        return f"[order {order_sn}]", [], {"order_sn": order_sn}
+    return None
+
+
+def _url_attachment(url):
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return []
+    mimetype = mimetypes.guess_type(url.split("?", 1)[0])[0]
+    return [{"name": None, "mimetype": mimetype, "url": url}]
+
+
+def _message_metadata(content, data):
+    quoted = content.get("quoted_msg") if isinstance(content.get("quoted_msg"), dict) else {}
+    metadata = {
+        "conversation_id": _id_string(content.get("conversation_id")),
+        "message_type": content.get("message_type"),
+        "shop_user_id": _id_string(content.get("to_id")),
+        "region": content.get("region") or data.get("region"),
+        "created_timestamp": _as_int(content.get("created_timestamp")),
+        "is_in_chatbot_session": bool(content.get("is_in_chatbot_session")),
+    }
+    if _id_string(quoted.get("message_id")):
+        metadata["quoted_message_id"] = _id_string(quoted.get("message_id"))
+    if content.get("source_content"):
+        metadata["source_content"] = content["source_content"]
+    return metadata
+
+
+def _id_string(value):
+    """An id as a non-empty string, or None (Shopee sends ids as numbers or strings)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _as_int(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+# outbound ---------------------------------------------------------------------------------------
+def split_text(text, limit=MAX_TEXT_LENGTH):
+    """``text`` cut into messages of at most ``limit`` characters, at a sentence end when
+    one falls in the second half of the piece, else at a space, else hard."""
+    parts = []
+    rest = (text or "").strip()
+    while len(rest) > limit:
+        cut = _cut_position(rest, limit)
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+def _cut_position(text, limit):
+    window = text[: limit + 1]
+    sentence_ends = [match.end() for match in _SENTENCE_END.finditer(window)]
+    sentence_ends = [end for end in sentence_ends if limit // 2 <= end <= limit]
+    if sentence_ends:
+        return sentence_ends[-1]
+    space = window.rfind(" ", 0, limit + 1)
+    return space if space > 0 else limit
+
+
+def text_message_body(to_id, text):
+    """The ``send_message`` body of a text to the buyer ``to_id`` (the contact id)."""
+    return {"to_id": _user_id(to_id), "message_type": "text", "content": {"text": text}}
+
+
+def _user_id(value):
+    number = _as_int(value)
+    if number is None:
+        raise ChannelSendError(f"{value!r} is not a Shopee user id.")
+    return number
+
+
+def needs_refresh(expires_at, now=None, margin=REFRESH_MARGIN):
+    """Whether an access token expiring at ``expires_at`` should be refreshed before use."""
+    now = time.time() if now is None else now
+    return expires_at - margin <= now
+
+
+# transport --------------------------------------------------------------------------------------
+class ShopeeClient:
+    """Signed calls to one Shopee host for one partner (app).
+
+    :param base_url: the host (:data:`HOST_BRAZIL`, :data:`HOST_GLOBAL`...) or a test fake
+    :param clock: returns the Unix time used to sign (tests fix it)
+    """
+
+    def __init__(
+        self,
+        partner_id,
+        partner_key,
+        base_url=HOST_GLOBAL,
+        timeout=SEND_TIMEOUT,
+        session=None,
+        clock=time.time,
+    ):
+        self.partner_id = int(partner_id)
+        self._partner_key = partner_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._session = session or requests
+        self._clock = clock
+
+    def __repr__(self):
+        return f"ShopeeClient(partner_id={self.partner_id}, base_url={self.base_url!r})"
+
+    def authorization_url(self, redirect_url):
+        """The page where a seller authorizes the app; Shopee then redirects to
+        ``redirect_url`` with ``code`` (single use, 10 minutes) and ``shop_id``."""
+        query = signed_query(self._partner_key, self.partner_id, AUTH_PARTNER_PATH, self._clock())
+        query.append(("redirect", redirect_url))
+        return f"{self.base_url}{AUTH_PARTNER_PATH}?{urlencode(query)}"
+
+    def send_message(self, access_token, shop_id, body):
+        """POST one ``send_message`` body; Shopee's message id as a string (or None)."""
+        answer = self._post(SEND_MESSAGE_PATH, body, access_token=access_token, shop_id=shop_id)
+        response = answer.get("response") if isinstance(answer.get("response"), dict) else {}
+        return _id_string(response.get("message_id"))
+
+    def send_text(self, access_token, shop_id, to_id, text, first_part=0, limit=MAX_TEXT_LENGTH):
+        """Send ``text`` to the buyer ``to_id``, split into several messages when long.
+
+        Not safe to repeat blindly: a failure after some parts were sent raises with
+        ``sent_message_ids`` set on the error; send again with ``first_part`` = the number of
+        parts already sent (counting earlier tries) to go on without duplicates.
+
+        :return: Shopee's message ids of the parts sent now
+        """
+        parts = split_text(text, limit)
+        if not parts:
+            raise ChannelSendError("The reply is empty.")
+        sent = []
+        for part in parts[first_part:]:
+            try:
+                sent.append(
+                    self.send_message(access_token, shop_id, text_message_body(to_id, part))
+                )
+            except ChannelSendError as error:
+                error.sent_message_ids = sent
+                raise
+        return sent
+
+    def get_token(self, code, shop_id):
+        """Exchange an authorization code for the shop's first :class:`ShopeeTokens`."""
+        body = {"code": code, "shop_id": _user_id(shop_id), "partner_id": self.partner_id}
+        return self._tokens(TOKEN_GET_PATH, body, shop_id)
+
+    def refresh_access_token(self, refresh_token, shop_id):
+        """New :class:`ShopeeTokens` (the given refresh token is used up by this call)."""
+        body = {
+            "refresh_token": refresh_token,
+            "shop_id": _user_id(shop_id),
+            "partner_id": self.partner_id,
+        }
+        return self._tokens(TOKEN_REFRESH_PATH, body, shop_id)
+
+    def _tokens(self, path, body, shop_id):
+        now = self._clock()
+        answer = self._post(path, body, token_call=True)
+        access_token = answer.get("access_token")
+        refresh_token = answer.get("refresh_token")
+        if not isinstance(access_token, str) or not isinstance(refresh_token, str):
+            raise ChannelSendError("Shopee answered the token request without the tokens.")
+        lifetime = _as_int(answer.get("expire_in")) or ACCESS_TOKEN_LIFETIME
+        return ShopeeTokens(str(shop_id), access_token, refresh_token, now + lifetime)
+
+    def _post(self, path, body, access_token=None, shop_id=None, token_call=False):
+        query = signed_query(
+            self._partner_key, self.partner_id, path, self._clock(), access_token, shop_id
+        )
+        try:
+            # no redirects: the signed query carries the access token
+            response = self._session.post(
+                self.base_url + path,
+                params=query,
+                data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise ChannelSendError("Shopee did not answer in time.", retryable=True) from None
+        except requests.ConnectionError:
+            raise ChannelSendError("Shopee could not be reached.", retryable=True) from None
+        except requests.RequestException as exc:
+            raise ChannelSendError(f"The call to Shopee failed ({type(exc).__name__}).") from None
+        return classify_answer(
+            response.status_code, response.headers, _json_or_none(response), token_call
+        )
+
+
+def _json_or_none(response):
+    try:
+        value = response.json()
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def classify_answer(status, headers, payload, token_call=False):
+    """The JSON answer of a successful call; otherwise raise :class:`ChannelSendError`.
+
+    :param token_call: the token endpoints, where an authorization error means the seller
+        must authorize again
+    """
+    error = payload.get("error") if payload else None
+    error = error if isinstance(error, str) and error else None
+    if status == 429 or status >= 500:
+        raise ChannelSendError(
+            _reason(f"Shopee answered HTTP {status}", error, payload),
+            retryable=True,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+            status=status,
+        )
+    if error:
+        raise _error_for(error, status, headers, payload, token_call)
+    if not 200 <= status < 300 or payload is None:
+        raise ChannelSendError(f"Shopee answered HTTP {status} without a result.", status=status)
+    return payload
+
+
+def _error_for(error, status, headers, payload, token_call):
+    if token_call and error in AUTHORIZATION_ERRORS:
+        return ShopeeAuthorizationExpired(
+            "The Shopee authorization is no longer valid; the seller must authorize the app again.",
+            status=status,
+        )
+    if error in ACCESS_TOKEN_ERRORS:
+        return ShopeeAccessTokenRejected(
+            "Shopee refused the access token; refresh it and send again.", status=status
+        )
+    if any(word in error for word in RETRYABLE_ERROR_WORDS):
+        return ChannelSendError(
+            _reason("Shopee asked to try later", error, payload),
+            retryable=True,
+            retry_after=parse_retry_after(headers.get("Retry-After")),
+            status=status,
+        )
+    return ChannelSendError(
+        _reason(f"Shopee refused the call: {ERROR_REASONS.get(error, 'error')}", error, payload),
+        status=status,
+    )
+
+
+def _reason(prefix, error, payload):
+    """``prefix`` with the error code and Shopee's message, printable and bounded."""
+    if not error:
+        return f"{prefix}."
+    message = payload.get("message") if isinstance(payload.get("message"), str) else ""
+    message = "".join(char if char.isprintable() else " " for char in message).strip()
+    message = _TOKEN_LIKE.sub("***", message)
+    if len(message) > MAX_REASON_LENGTH:
+        message = message[:MAX_REASON_LENGTH] + "..."
+    return f"{prefix} ({error}: {message})." if message else f"{prefix} ({error})."

@@ -1,0 +1,330 @@
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
+"""A fake Shopee Open Platform (v2) on 127.0.0.1, for the tests (no Odoo import).
+
+It speaks the calls the Shopee channel makes: ``POST /api/v2/sellerchat/send_message`` (shop
+API) and ``POST /api/v2/auth/token/get`` / ``/api/v2/auth/access_token/get`` (public APIs).
+Like Shopee it checks the common query parameters (partner id, a timestamp younger than 5
+minutes, the HMAC ``sign``), the access token of the shop, and the body shape (JSON schemas
+taken from the fixtures in ``data/channels``), and it answers errors as HTTP 200 with a
+non-empty ``error``. Authorization codes and refresh tokens are single use; a refresh returns
+a new pair. Every request is recorded (:attr:`FakeShopee.requests`); the next answers can be
+forced (:meth:`FakeShopee.fail_next`: 429, 5xx, any error envelope, or no answer at all).
+
+The answers for a used or unknown refresh token (``error_auth``) and for a bad sign
+(``error_sign``) are representative: the exact Shopee texts are not documented.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import jsonschema
+
+DATA = Path(__file__).resolve().parent / "data" / "channels"
+SEND_MESSAGE_PATH = "/api/v2/sellerchat/send_message"
+TOKEN_GET_PATH = "/api/v2/auth/token/get"
+TOKEN_REFRESH_PATH = "/api/v2/auth/access_token/get"
+TIMESTAMP_VALIDITY = 300
+ACCESS_TOKEN_LIFETIME = 14400
+PARTNER_ID = 2001887
+PARTNER_KEY = "test_partner_key"
+SHOP_ID = 947042923
+
+SEND_MESSAGE_SCHEMA = {
+    "type": "object",
+    "required": ["to_id", "message_type", "content"],
+    "additionalProperties": False,
+    "properties": {
+        "to_id": {"type": "integer", "minimum": 1},
+        "message_type": {"enum": ["text", "sticker", "image", "item", "order"]},
+        "content": {"type": "object"},
+        "business_type": {"type": "integer"},
+        "conversation_id": {"type": ["integer", "string"]},
+    },
+    "if": {"properties": {"message_type": {"const": "text"}}},
+    "then": {
+        "properties": {
+            "content": {
+                "required": ["text"],
+                "properties": {"text": {"type": "string", "minLength": 1}},
+            }
+        }
+    },
+}
+TOKEN_GET_SCHEMA = {
+    "type": "object",
+    "required": ["code", "shop_id", "partner_id"],
+    "properties": {
+        "code": {"type": "string", "minLength": 1},
+        "shop_id": {"type": "integer"},
+        "partner_id": {"type": "integer"},
+    },
+}
+TOKEN_REFRESH_SCHEMA = {
+    "type": "object",
+    "required": ["refresh_token", "shop_id", "partner_id"],
+    "properties": {
+        "refresh_token": {"type": "string", "minLength": 1},
+        "shop_id": {"type": "integer"},
+        "partner_id": {"type": "integer"},
+    },
+}
+
+
+def load_fixture(name):
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    payload: object = None
+    headers: dict = field(default_factory=dict)
+    # never answer (until the fake stops): the client's read timeout fires
+    hold: bool = False
+
+
+class ShopeeError(Exception):
+    """An error answer of the fake: HTTP 200 with ``error`` and ``message``."""
+
+    def __init__(self, error, message):
+        super().__init__(message)
+        self.error = error
+        self.message = message
+
+
+class FakeShopee:
+    """Running once made (``with FakeShopee() as shopee:``, or ``stop()`` it); ``url`` is
+    the host to give the client.
+
+    :param clock: the fake's time, to check timestamps and token expiry
+    """
+
+    def __init__(self, partner_id=PARTNER_ID, partner_key=PARTNER_KEY, clock=time.time):
+        self.partner_id = partner_id
+        self.partner_key = partner_key
+        self.clock = clock
+        self.requests = []
+        self.messages = []
+        self._answers = []
+        self._codes = {}
+        self._access_tokens = {}
+        self._refresh_tokens = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def stop(self):
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # test set-up ------------------------------------------------------------------------------
+    def authorize(self, shop_id=SHOP_ID):
+        """A new authorization code for ``shop_id``, as the seller's consent gives."""
+        code = secrets.token_hex(16)
+        with self._lock:
+            self._codes[code] = int(shop_id)
+        return code
+
+    def issue_tokens(self, shop_id=SHOP_ID):
+        """A valid ``(access_token, refresh_token)`` pair for ``shop_id``."""
+        with self._lock:
+            return self._issue(int(shop_id))
+
+    def expire_access_token(self, access_token):
+        with self._lock:
+            self._access_tokens.pop(access_token, None)
+
+    def revoke(self, shop_id=SHOP_ID):
+        """The seller cancels the authorization: every token of the shop stops working."""
+        with self._lock:
+            for tokens in (self._access_tokens, self._refresh_tokens):
+                for token in [key for key, value in tokens.items() if value[0] == int(shop_id)]:
+                    del tokens[token]
+
+    def fail_next(
+        self, status=200, error=None, message="", headers=None, payload=None, hold=False, after=0
+    ):
+        """Answer a request with ``status`` and an error envelope (or ``payload``): the next
+        one, or the one after ``after`` requests answered normally."""
+        if payload is None and error:
+            payload = {"request_id": uuid.uuid4().hex, "error": error, "message": message}
+        with self._lock:
+            self._answers += [None] * after
+            self._answers.append(Answer(status, payload, dict(headers or {}), hold))
+
+    # protocol ---------------------------------------------------------------------------------
+    def _issue(self, shop_id):
+        access_token, refresh_token = secrets.token_hex(16), secrets.token_hex(16)
+        expires_at = self.clock() + ACCESS_TOKEN_LIFETIME
+        self._access_tokens[access_token] = (shop_id, expires_at)
+        self._refresh_tokens[refresh_token] = (shop_id, None)
+        return access_token, refresh_token
+
+    def _answer(self, received):
+        routes = {
+            SEND_MESSAGE_PATH: (True, SEND_MESSAGE_SCHEMA, self._send_message),
+            TOKEN_GET_PATH: (False, TOKEN_GET_SCHEMA, self._token_get),
+            TOKEN_REFRESH_PATH: (False, TOKEN_REFRESH_SCHEMA, self._token_refresh),
+        }
+        if received.method != "POST" or received.path not in routes:
+            return Answer(404, {"error": "error_not_found", "message": "Wrong path."})
+        shop_api, schema, handle = routes[received.path]
+        try:
+            body = self._checked_body(received, schema)
+            with self._lock:
+                self._check_sign(received, shop_api)
+                result = handle(body)
+        except ShopeeError as error:
+            result = {"error": error.error, "message": error.message}
+        return Answer(200, {"request_id": uuid.uuid4().hex, "error": "", "message": "", **result})
+
+    def _check_sign(self, received, shop_api):
+        query = received.query
+        if query.get("partner_id") != str(self.partner_id):
+            raise ShopeeError("error_param", "Invalid partner_id.")
+        timestamp = query.get("timestamp", "")
+        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > TIMESTAMP_VALIDITY:
+            raise ShopeeError("error_param", "Invalid timestamp.")
+        base = f"{self.partner_id}{received.path}{timestamp}"
+        if shop_api:
+            base += f"{query.get('access_token', '')}{query.get('shop_id', '')}"
+        expected = hmac.new(self.partner_key.encode(), base.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(query.get("sign", "").encode(), expected.encode()):
+            raise ShopeeError("error_sign", "Wrong sign.")
+        if shop_api:
+            entry = self._access_tokens.get(query.get("access_token"))
+            if entry is None or str(entry[0]) != query.get("shop_id") or entry[1] < self.clock():
+                raise ShopeeError("invalid_acceess_token", "Invalid access_token.")
+
+    def _checked_body(self, received, schema):
+        if "application/json" not in received.headers.get("Content-Type", ""):
+            raise ShopeeError("error_param", "Content-Type must be application/json.")
+        try:
+            body = received.json()
+            jsonschema.validate(body, schema)
+        except ValueError:
+            raise ShopeeError("error_param", "Body is not JSON.") from None
+        except jsonschema.ValidationError as error:
+            where = "/".join(str(part) for part in error.absolute_path) or "body"
+            raise ShopeeError("error_param", f"Invalid {where}.") from None
+        if "partner_id" in body and body["partner_id"] != self.partner_id:
+            raise ShopeeError("error_param", "Invalid partner_id.")
+        return body
+
+    def _send_message(self, body):
+        self.messages.append(body)
+        response = dict(load_fixture("shopee_send_message_response.json")["response"])
+        response.update(
+            to_id=body["to_id"],
+            message_id=str(2302749000000000000 + len(self.messages)),
+            message_type=body["message_type"],
+            content=body["content"],
+            created_timestamp=int(self.clock()),
+        )
+        return {"response": response}
+
+    def _token_get(self, body):
+        if self._codes.pop(body["code"], None) != body["shop_id"]:
+            raise ShopeeError("error_auth", "Invalid code.")
+        return self._token_answer(body["shop_id"])
+
+    def _token_refresh(self, body):
+        entry = self._refresh_tokens.pop(body["refresh_token"], None)
+        if entry is None or entry[0] != body["shop_id"]:
+            raise ShopeeError("error_auth", "Invalid refresh_token.")
+        return self._token_answer(body["shop_id"])
+
+    def _token_answer(self, shop_id):
+        access_token, refresh_token = self._issue(shop_id)
+        answer = load_fixture("shopee_auth_token_response.json")
+        answer.update(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expire_in=ACCESS_TOKEN_LIFETIME,
+            partner_id=self.partner_id,
+            shop_id=shop_id,
+        )
+        for envelope_key in ("request_id", "error", "message"):
+            answer.pop(envelope_key)
+        return answer
+
+    def _next_answer(self, received):
+        with self._lock:
+            forced = self._answers.pop(0) if self._answers else None
+        return forced or self._answer(received)
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self._handle("POST")
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def _handle(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                parts = urlsplit(self.path)
+                received = Received(
+                    method,
+                    parts.path,
+                    dict(parse_qsl(parts.query, keep_blank_values=True)),
+                    dict(self.headers),
+                    self.rfile.read(length),
+                )
+                with fake._lock:
+                    fake.requests.append(received)
+                answer = fake._next_answer(received)
+                if answer.hold:
+                    fake._stopping.wait()
+                    return
+                content = b"" if answer.payload is None else json.dumps(answer.payload).encode()
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                if content:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def log_message(self, *args):
+                pass  # the tests read ``requests``; no access log on stderr
+
+        return Handler
