@@ -300,8 +300,8 @@ def test_a_contact_id_that_is_not_a_number_is_refused():
 
 
 def test_split_text_keeps_short_texts_whole():
-    assert shopee.split_text("  Olá!  ") == ["Olá!"]
-    assert shopee.split_text("") == []
+    assert shopee.split_text("  Olá!  ", shopee.MAX_TEXT_LENGTH) == ["Olá!"]
+    assert shopee.split_text("", shopee.MAX_TEXT_LENGTH) == []
 
 
 def test_split_text_cuts_at_sentence_ends_then_words():

@@ -50,7 +50,13 @@ from urllib.parse import urlencode
 
 import requests
 
-from .channels import ChannelSendError, InboundMessage, InboundRejected, parse_retry_after
+from .channels import (
+    ChannelSendError,
+    InboundMessage,
+    InboundRejected,
+    parse_retry_after,
+    split_text,
+)
 
 API_BASE_URL = "https://api.mercadolibre.com"
 # Brazil's; each country has its own authorization host (auth.mercadolibre.com.ar, ...)
@@ -125,8 +131,6 @@ EVENT_MODERATED = "moderated_message"
 
 SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DIGITS = re.compile(r"[0-9]{1,20}")
-SENTENCE_END = re.compile(r"[.!?…](?=\s)|\n")
-WHITESPACE = re.compile(r"\s")
 
 
 class ReauthorizationRequired(ChannelSendError):
@@ -582,32 +586,6 @@ def pack_site_id(payload):
         if message.get("site_id"):
             return message["site_id"]
     return None
-
-
-def split_text(text, limit):
-    """``text`` in parts of at most ``limit`` characters: cut after the last sentence ending
-    in the second half of a part, else at the last whitespace, else (one long word) hard."""
-    parts = []
-    rest = text.strip()
-    while len(rest) > limit:
-        cut = _cut_position(rest, limit)
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        parts.append(rest)
-    return parts
-
-
-def _cut_position(text, limit):
-    # one character past the limit: a space there still lets the part end at the limit
-    window = text[: limit + 1]
-    sentence_ends = [m.end() for m in SENTENCE_END.finditer(window) if m.end() <= limit]
-    if sentence_ends and sentence_ends[-1] > limit // 2:
-        return sentence_ends[-1]
-    spaces = [m.start() for m in WHITESPACE.finditer(window)]
-    if spaces and spaces[-1] > 0:
-        return spaces[-1]
-    return limit
 
 
 # threads --------------------------------------------------------------------------------------

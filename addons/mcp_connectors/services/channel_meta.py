@@ -51,7 +51,6 @@ how Meta counts characters (here UTF-16 code units, the stricter reading).
 import hashlib
 import hmac
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -65,6 +64,8 @@ from .channels import (
     decode_json_object,
     parse_retry_after,
 )
+from .channels import split_text as channels_split_text
+from .channels import text_length as channels_text_length
 
 WHATSAPP = "whatsapp"
 MESSENGER = "messenger"
@@ -141,10 +142,6 @@ OUTSIDE_WINDOW_HINT = (
 )
 # Messenger (2018278) and Instagram (2534022) answer code 10 with these outside the window
 SUBCODE_HINTS = {2018278: OUTSIDE_WINDOW_HINT, 2534022: OUTSIDE_WINDOW_HINT}
-
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s|\n")
-_WORD_BREAK = re.compile(r"\s")
 
 
 class ReauthorizationRequired(ChannelSendError):
@@ -717,43 +714,12 @@ def seen_body(recipient):
 def text_length(text):
     """Length as Meta's limits are taken to count it: UTF-16 code units (an emoji outside the
     Basic Multilingual Plane counts 2), never less than the number of characters."""
-    return len(text.encode("utf-16-le")) // 2
+    return channels_text_length(text, utf16=True)
 
 
 def split_text(text, limit):
-    """``text`` in parts of at most ``limit`` (:func:`text_length`), cut at the last paragraph
-    break, else sentence end, else whitespace in the second half of a part, else hard."""
-    if limit < 1:
-        raise ValueError("limit must be positive")
-    parts = []
-    rest = text.strip()
-    while text_length(rest) > limit:
-        cut = _cut_point(rest, limit)
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        parts.append(rest)
-    return parts
-
-
-def _cut_point(text, limit):
-    fitting = _fitting_characters(text, limit)
-    window = text[: fitting + 1]  # a break right after the last fitting character counts
-    floor = fitting // 2  # an earlier break would leave a tiny bubble
-    for pattern in (_PARAGRAPH_BREAK, _SENTENCE_BREAK, _WORD_BREAK):
-        cuts = [match.start() for match in pattern.finditer(window) if match.start() > floor]
-        if cuts:
-            return cuts[-1]
-    return fitting
-
-
-def _fitting_characters(text, limit):
-    units = 0
-    for index, char in enumerate(text):
-        units += 2 if ord(char) > 0xFFFF else 1
-        if units > limit:
-            return index
-    return len(text)
+    """``text`` in parts of at most ``limit`` UTF-16 units (see ``channels.split_text``)."""
+    return channels_split_text(text, limit, utf16=True)
 
 
 # outbound: transport --------------------------------------------------------------------------

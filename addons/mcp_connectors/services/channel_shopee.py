@@ -58,6 +58,7 @@ from .channels import (
     InboundRejected,
     decode_json_object,
     parse_retry_after,
+    split_text,
 )
 
 HOST_GLOBAL = "https://partner.shopeemobile.com"
@@ -99,7 +100,6 @@ ERROR_REASONS = {
 # Unverified codes: any error code with one of these words is a rate limit or an overload.
 RETRYABLE_ERROR_WORDS = ("too_many", "rate_limit", "busy", "server", "inner")
 
-_SENTENCE_END = re.compile(r"[.!?…](?=\s)|\n")
 # A platform message that quotes a token or key is cut out of reasons.
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9|_\-]{24,}")
 
@@ -345,30 +345,6 @@ def _as_int(value):
 
 
 # outbound ---------------------------------------------------------------------------------------
-def split_text(text, limit=MAX_TEXT_LENGTH):
-    """``text`` cut into messages of at most ``limit`` characters, at a sentence end when
-    one falls in the second half of the piece, else at a space, else hard."""
-    parts = []
-    rest = (text or "").strip()
-    while len(rest) > limit:
-        cut = _cut_position(rest, limit)
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        parts.append(rest)
-    return parts
-
-
-def _cut_position(text, limit):
-    window = text[: limit + 1]
-    sentence_ends = [match.end() for match in _SENTENCE_END.finditer(window)]
-    sentence_ends = [end for end in sentence_ends if limit // 2 <= end <= limit]
-    if sentence_ends:
-        return sentence_ends[-1]
-    space = window.rfind(" ", 0, limit + 1)
-    return space if space > 0 else limit
-
-
 def text_message_body(to_id, text):
     """The ``send_message`` body of a text to the buyer ``to_id`` (the contact id)."""
     return {"to_id": _user_id(to_id), "message_type": "text", "content": {"text": text}}

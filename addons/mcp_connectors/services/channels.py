@@ -22,6 +22,7 @@ import binascii
 import email.utils
 import json
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -354,3 +355,57 @@ def parse_retry_after(value, now=None):
         return None
     now = time.time() if now is None else now
     return max(0, math.ceil(moment.timestamp() - now))
+
+
+# outbound: replies longer than a channel takes ---------------------------------------------
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s|\n")
+_WORD_BREAK = re.compile(r"\s")
+
+
+def text_length(text, utf16=False):
+    """``text``'s length as a channel counts it: characters, or UTF-16 code units (an emoji
+    outside the Basic Multilingual Plane counts 2) for channels that count those."""
+    return len(text.encode("utf-16-le")) // 2 if utf16 else len(text)
+
+
+def split_text(text, limit, utf16=False):
+    """``text`` in parts of at most ``limit`` (:func:`text_length`), cut at the last paragraph
+    break or sentence end in the second half of a part, else at the last whitespace, else
+    hard: the messages a channel that takes several short ones receives for one long reply."""
+    if limit < 1:
+        raise ValueError("limit must be positive")
+    parts = []
+    rest = (text or "").strip()
+    while text_length(rest, utf16) > limit:
+        cut = _cut_point(rest, limit, utf16)
+        parts.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        parts.append(rest)
+    return parts
+
+
+def _cut_point(text, limit, utf16):
+    fitting = _fitting_characters(text, limit) if utf16 else min(limit, len(text))
+    window = text[: fitting + 1]  # a break right after the last fitting character counts
+    # a paragraph or sentence break earlier than half the part would leave a tiny message;
+    # any word break beats cutting a word in two
+    for pattern, floor in (
+        (_PARAGRAPH_BREAK, fitting // 2),
+        (_SENTENCE_BREAK, fitting // 2),
+        (_WORD_BREAK, 0),
+    ):
+        cuts = [match.start() for match in pattern.finditer(window) if match.start() > floor]
+        if cuts:
+            return cuts[-1]
+    return fitting
+
+
+def _fitting_characters(text, limit):
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > limit:
+            return index
+    return len(text)
