@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import sys
+import types
 import uuid
 from pathlib import Path
 
@@ -32,15 +33,16 @@ def load_services(addon):
 
 def load_test_double(addon, module):
     """Import ``addons/<addon>/tests/<module>.py`` by path: a test double with no Odoo import,
-    shared by the addon's Odoo tests and the plain tier."""
-    name = f"{addon}_{module}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ADDONS / addon / "tests" / f"{module}.py")
-    loaded = importlib.util.module_from_spec(spec)
-    sys.modules[name] = loaded
-    spec.loader.exec_module(loaded)
-    return loaded
+    shared by the addon's Odoo tests and the plain tier.
+
+    It is loaded as ``<addon>_tests.<module>`` of a package whose ``__init__`` (which needs
+    Odoo) never runs, so the doubles may import each other relatively."""
+    package = f"{addon}_tests"
+    if package not in sys.modules:
+        holder = types.ModuleType(package)
+        holder.__path__ = [str(ADDONS / addon / "tests")]
+        sys.modules[package] = holder
+    return importlib.import_module(f"{package}.{module}")
 
 
 @pytest.fixture(scope="session")

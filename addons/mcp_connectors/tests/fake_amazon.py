@@ -24,13 +24,12 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
+
+from .loopback_server import Answer, LoopbackServer
 
 DATA = Path(__file__).resolve().parent / "data" / "channels"
 ORDER_ID = "123-1234567-1234567"
@@ -91,30 +90,6 @@ def load_fixture(name):
     return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    query: dict
-    headers: dict
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-    def form(self):
-        return {key: values[0] for key, values in parse_qs(self.body.decode()).items()}
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    payload: object = None
-    headers: dict = field(default_factory=dict)
-    # never answer (until the fake stops): the client's read timeout fires
-    hold: bool = False
-
-
 class AmazonError(Exception):
     def __init__(self, status, code, message, details=""):
         super().__init__(message)
@@ -122,7 +97,7 @@ class AmazonError(Exception):
         self.payload = {"errors": [{"code": code, "message": message, "details": details}]}
 
 
-class FakeAmazon:
+class FakeAmazon(LoopbackServer):
     """Running once made (``with FakeAmazon() as amazon:``, or ``stop()`` it); ``url`` is the
     SP-API host, ``token_url`` the LWA endpoint. One order, :data:`ORDER_ID`, allows the
     fixture's actions; :meth:`add_order` adds others."""
@@ -138,30 +113,11 @@ class FakeAmazon:
         self._access_tokens = {}
         self._refresh_tokens = set()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         actions = load_fixture("amazon_messaging_get_actions_response.json")["_links"]["actions"]
         locale = load_fixture("amazon_messaging_get_attributes_response.json")["buyer"]["locale"]
         self.add_order(ORDER_ID, [action["name"] for action in actions], locale)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._serve_on_loopback()
         self.token_url = self.url + TOKEN_PATH
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
-    def stop(self):
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     # test set-up ------------------------------------------------------------------------------
     def add_order(self, order_id, actions, locale="pt-BR"):
@@ -302,46 +258,10 @@ class FakeAmazon:
             forced = self._answers.pop(0) if self._answers else None
         return forced or self._answer(received)
 
-    def _handler_class(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self._handle("GET")
-
-            def do_POST(self):
-                self._handle("POST")
-
-            def _handle(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                parts = urlsplit(self.path)
-                received = Received(
-                    method,
-                    parts.path,
-                    parse_qs(parts.query, keep_blank_values=True),
-                    dict(self.headers),
-                    self.rfile.read(length),
-                )
-                with fake._lock:
-                    fake.requests.append(received)
-                answer = fake._next_answer(received)
-                if answer.hold:
-                    fake._stopping.wait()
-                    return
-                content = b"" if answer.payload is None else json.dumps(answer.payload).encode()
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                if content:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def log_message(self, *args):
-                pass  # the tests read ``requests``; no access log on stderr
-
-        return Handler
+    def _respond(self, received):
+        with self._lock:
+            self.requests.append(received)
+        return self._next_answer(received)
 
 
 # relayed e-mails --------------------------------------------------------------------------------

@@ -20,11 +20,12 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import jsonschema
+
+from .loopback_server import Answer, LoopbackServer
 
 DATA = Path(__file__).resolve().parent / "data" / "channels"
 AGENT_SITES = ("MLB", "MLC")
@@ -59,21 +60,6 @@ def fixture(name):
     return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    query: dict
-    headers: dict
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-    def form(self):
-        return {key: values[0] for key, values in parse_qs(self.body.decode()).items()}
-
-
 @dataclass
 class Injected:
     status: int
@@ -86,7 +72,7 @@ class Injected:
     after: int = 0
 
 
-class FakeMercadoLivre:
+class FakeMercadoLivre(LoopbackServer):
     """Running once made (``with FakeMercadoLivre() as fake:`` or ``stop()``); ``url`` is
     the API base URL. State is plain attributes the tests may read and change."""
 
@@ -114,31 +100,12 @@ class FakeMercadoLivre:
         self.requests = []
         self._injected = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         buyer = str(question["from"]["id"])
         pack_id = pack["messages"][0]["message_resources"][0]["id"]
         self.add_pack(pack_id, buyer, "MLB", order_ids=[pack_id])
         for message in pack["messages"]:
             self.add_message(pack_id, message)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
-    def stop(self):
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._serve_on_loopback()
 
     # data -------------------------------------------------------------------------------------
     def add_pack(self, pack_id, buyer_id, site_id, order_ids=None, blocked=None):
@@ -412,47 +379,20 @@ class FakeMercadoLivre:
                     return self._injected.pop(index)
         return None
 
-    def _handle(self, handler, method):
-        parts = urlsplit(handler.path)
-        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length)
+    def _parse_query(self, query):
+        return {key: values[0] for key, values in parse_qs(query).items()}
+
+    def _respond(self, received):
         with self._lock:
-            self.requests.append(Received(method, parts.path, query, dict(handler.headers), body))
-        injected = self._next_injected(parts.path)
-        if injected and injected.hold:
-            self._stopping.wait()
-            return
+            self.requests.append(received)
+        injected = self._next_injected(received.path)
         if injected:
-            status, payload, headers = injected.status, injected.payload, injected.headers
-        else:
-            with self._lock:
-                status, payload = self._route(method, parts.path, query, handler.headers, body)
-            headers = {}
-        content = b"" if payload is None else json.dumps(payload).encode()
-        handler.send_response(status)
-        for name, value in headers.items():
-            handler.send_header(name, value)
-        if content:
-            handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(content)))
-        handler.end_headers()
-        handler.wfile.write(content)
-
-    def _handler_class(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                fake._handle(self, "GET")
-
-            def do_POST(self):
-                fake._handle(self, "POST")
-
-            def log_message(self, *args):
-                pass  # the tests read ``requests``; no access log on stderr
-
-        return Handler
+            return Answer(injected.status, injected.payload, injected.headers, injected.hold)
+        with self._lock:
+            status, payload = self._route(
+                received.method, received.path, received.query, received.headers, received.body
+            )
+        return Answer(status, payload)
 
 
 def _bearer(headers):

@@ -22,12 +22,11 @@ import hashlib
 import hmac
 import json
 import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
+
+from .loopback_server import Answer, LoopbackServer
 
 DATA = Path(__file__).resolve().parent / "data" / "channels"
 ACCESS_TOKEN = "test-graph-access-token"
@@ -165,28 +164,7 @@ def body_schema(platform, body):
     return MESSENGER_TEXT if platform == "messenger" else INSTAGRAM_TEXT
 
 
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    query: dict
-    headers: dict
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    payload: object = None
-    headers: dict = field(default_factory=dict)
-    # never answer (until the fake stops): the client's read timeout fires
-    hold: bool = False
-
-
-class FakeGraph:
+class FakeGraph(LoopbackServer):
     """Running once made (``with FakeGraph() as graph:``, or ``stop()`` it); ``url`` is the base
     URL to give the client (it adds the version)."""
 
@@ -200,26 +178,7 @@ class FakeGraph:
         self._answers = []
         self._counter = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
-    def stop(self):
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._serve_on_loopback()
 
     # what a test injects ----------------------------------------------------------------------
     def fail_next(
@@ -254,9 +213,11 @@ class FakeGraph:
         return [body for account, body in self.sent if account_id in (None, account)]
 
     # how Graph answers ------------------------------------------------------------------------
-    def _answer(self, method, path, query, headers, body):
+    def _respond(self, received):
+        method, path, query = received.method, received.path, received.query
+        headers, body = received.headers, received.body
         with self._lock:
-            self.requests.append(Received(method, path, query, headers, body))
+            self.requests.append(received)
             queued = self._answers.pop(0) if self._answers else None
         if queued is not None:
             return queued
@@ -350,37 +311,3 @@ class FakeGraph:
         with self._lock:
             self._counter += 1
             return f"{prefix}{self._counter:06d}"
-
-    def _handler_class(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self._serve("GET")
-
-            def do_POST(self):
-                self._serve("POST")
-
-            def _serve(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                answer = fake._answer(method, parts.path, query, dict(self.headers), body)
-                if answer.hold:
-                    fake._stopping.wait()
-                    return
-                content = b"" if answer.payload is None else json.dumps(answer.payload).encode()
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                if content:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def log_message(self, *args):
-                pass  # the tests read ``requests``; no access log on stderr
-
-        return Handler

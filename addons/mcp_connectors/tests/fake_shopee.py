@@ -21,12 +21,12 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import jsonschema
+
+from .loopback_server import Answer, LoopbackServer
 
 DATA = Path(__file__).resolve().parent / "data" / "channels"
 SEND_MESSAGE_PATH = "/api/v2/sellerchat/send_message"
@@ -83,27 +83,6 @@ def load_fixture(name):
     return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
-@dataclass(frozen=True)
-class Received:
-    method: str
-    path: str
-    query: dict
-    headers: dict
-    body: bytes
-
-    def json(self):
-        return json.loads(self.body)
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int = 200
-    payload: object = None
-    headers: dict = field(default_factory=dict)
-    # never answer (until the fake stops): the client's read timeout fires
-    hold: bool = False
-
-
 class ShopeeError(Exception):
     """An error answer of the fake: HTTP 200 with ``error`` and ``message``."""
 
@@ -113,7 +92,7 @@ class ShopeeError(Exception):
         self.message = message
 
 
-class FakeShopee:
+class FakeShopee(LoopbackServer):
     """Running once made (``with FakeShopee() as shopee:``, or ``stop()`` it); ``url`` is
     the host to give the client.
 
@@ -131,26 +110,7 @@ class FakeShopee:
         self._access_tokens = {}
         self._refresh_tokens = {}
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
-    def stop(self):
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._serve_on_loopback()
 
     # test set-up ------------------------------------------------------------------------------
     def authorize(self, shop_id=SHOP_ID):
@@ -288,43 +248,10 @@ class FakeShopee:
             forced = self._answers.pop(0) if self._answers else None
         return forced or self._answer(received)
 
-    def _handler_class(self):
-        fake = self
+    def _parse_query(self, query):
+        return dict(parse_qsl(query, keep_blank_values=True))
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self._handle("POST")
-
-            def do_GET(self):
-                self._handle("GET")
-
-            def _handle(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                parts = urlsplit(self.path)
-                received = Received(
-                    method,
-                    parts.path,
-                    dict(parse_qsl(parts.query, keep_blank_values=True)),
-                    dict(self.headers),
-                    self.rfile.read(length),
-                )
-                with fake._lock:
-                    fake.requests.append(received)
-                answer = fake._next_answer(received)
-                if answer.hold:
-                    fake._stopping.wait()
-                    return
-                content = b"" if answer.payload is None else json.dumps(answer.payload).encode()
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                if content:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def log_message(self, *args):
-                pass  # the tests read ``requests``; no access log on stderr
-
-        return Handler
+    def _respond(self, received):
+        with self._lock:
+            self.requests.append(received)
+        return self._next_answer(received)
