@@ -65,7 +65,9 @@ from .channels import (
     SEND_TIMEOUT,
     ChannelSendError,
     InboundMessage,
+    json_or_none,
     parse_retry_after,
+    send_request,
 )
 
 SP_API_NA = "https://sellingpartnerapi-na.amazon.com"
@@ -671,23 +673,19 @@ class AmazonMessagingClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                params={"marketplaceIds": marketplace_id},
-                data=data,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise ChannelSendError("SP-API did not answer in time.", retryable=True) from None
-        except requests.ConnectionError:
-            raise ChannelSendError("SP-API could not be reached.", retryable=True) from None
-        except requests.RequestException as exc:
-            raise ChannelSendError(f"The SP-API call failed ({type(exc).__name__}).") from None
-        return classify_sp_api(response.status_code, response.headers, _json_or_none(response))
+        response = send_request(
+            self._session,
+            method,
+            self.base_url + path,
+            "SP-API",
+            params={"marketplaceIds": marketplace_id},
+            data=data,
+            headers=headers,
+            timeout=self.timeout,
+        )
+        return classify_sp_api(
+            response.status_code, response.headers, json_or_none(response, objects_only=True)
+        )
 
 
 def classify_sp_api(status, headers, payload):
@@ -768,21 +766,18 @@ class LwaClient:
             "client_secret": self._client_secret,
         }
         now = self._clock()
-        try:
-            response = self._session.post(
-                self.token_url,
-                data=form,
-                headers={"Accept": "application/json"},
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise ChannelSendError("LWA did not answer in time.", retryable=True) from None
-        except requests.ConnectionError:
-            raise ChannelSendError("LWA could not be reached.", retryable=True) from None
-        except requests.RequestException as exc:
-            raise ChannelSendError(f"The LWA call failed ({type(exc).__name__}).") from None
-        payload = classify_lwa(response.status_code, response.headers, _json_or_none(response))
+        response = send_request(
+            self._session,
+            "POST",
+            self.token_url,
+            "LWA",
+            data=form,
+            headers={"Accept": "application/json"},
+            timeout=self.timeout,
+        )
+        payload = classify_lwa(
+            response.status_code, response.headers, json_or_none(response, objects_only=True)
+        )
         lifetime = payload.get("expires_in")
         lifetime = lifetime if isinstance(lifetime, int) and lifetime > 0 else ACCESS_TOKEN_LIFETIME
         new_refresh = payload.get("refresh_token")
@@ -818,14 +813,6 @@ def classify_lwa(status, headers, payload):
         reason = _with_detail(f"LWA answered HTTP {status} without a token", _clean(error))
         raise ChannelSendError(reason, status=status)
     return payload
-
-
-def _json_or_none(response):
-    try:
-        value = response.json()
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _clean(text):

@@ -54,7 +54,9 @@ from .channels import (
     ChannelSendError,
     InboundMessage,
     InboundRejected,
+    json_or_none,
     parse_retry_after,
+    send_request,
     split_text,
 )
 
@@ -742,30 +744,18 @@ class MercadoLivreClient:
         if request.authorized:
             headers["Authorization"] = f"Bearer {access_token}"
             hide += (access_token,)
-        try:
-            response = self._http.request(
-                request.method,
-                self.base_url + request.path,
-                params=request.params or None,
-                json=request.body,
-                data=request.form,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise ChannelSendError(
-                f"Mercado Livre did not answer {request.label} in time.", retryable=True
-            ) from None
-        except requests.ConnectionError:
-            raise ChannelSendError(
-                f"Mercado Livre could not be reached for {request.label}.", retryable=True
-            ) from None
-        except requests.RequestException as exc:
-            raise ChannelSendError(
-                f"{request.label} could not be sent to Mercado Livre ({type(exc).__name__})."
-            ) from None
-        payload = _json_or_none(response)
+        response = send_request(
+            self._http,
+            request.method,
+            self.base_url + request.path,
+            f"Mercado Livre ({request.label})",
+            params=request.params or None,
+            json=request.body,
+            data=request.form,
+            headers=headers,
+            timeout=self.timeout,
+        )
+        payload = json_or_none(response)
         if 200 <= response.status_code < 300:
             return payload
         raise api_error(
@@ -995,13 +985,6 @@ def _id_or_none(value):
 
 def _text_or_none(value):
     return value if isinstance(value, str) and value else None
-
-
-def _json_or_none(response):
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _clean(text, hide):

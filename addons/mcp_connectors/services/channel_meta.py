@@ -62,7 +62,9 @@ from .channels import (
     InboundMessage,
     InboundRejected,
     decode_json_object,
+    json_or_none,
     parse_retry_after,
+    send_request,
 )
 from .channels import split_text as channels_split_text
 from .channels import text_length as channels_text_length
@@ -834,20 +836,10 @@ def parse_token(payload, now=None):
 
 def _call(method, url, timeout, session, token, **kwargs):
     """One Graph request (never retried here: a send is not safe to repeat); its JSON."""
-    try:
-        response = (session or requests).request(
-            method, url, timeout=timeout, allow_redirects=False, **kwargs
-        )
-    except requests.Timeout:
-        raise ChannelSendError("The Graph API did not answer in time.", retryable=True) from None
-    except requests.ConnectionError:
-        raise ChannelSendError("The Graph API could not be reached.", retryable=True) from None
-    except requests.RequestException as exc:
-        raise ChannelSendError(f"The Graph API call failed ({type(exc).__name__}).") from None
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
+    response = send_request(
+        session or requests, method, url, "The Graph API", timeout=timeout, **kwargs
+    )
+    payload = json_or_none(response)
     if 200 <= response.status_code < 300:
         return payload if isinstance(payload, dict) else {}
     raise graph_error(response.status_code, response.headers, payload, (token,))

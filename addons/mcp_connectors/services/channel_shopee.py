@@ -57,7 +57,9 @@ from .channels import (
     InboundMessage,
     InboundRejected,
     decode_json_object,
+    json_or_none,
     parse_retry_after,
+    send_request,
     split_text,
 )
 
@@ -454,33 +456,23 @@ class ShopeeClient:
         query = signed_query(
             self._partner_key, self.partner_id, path, self._clock(), access_token, shop_id
         )
-        try:
-            # no redirects: the signed query carries the access token
-            response = self._session.post(
-                self.base_url + path,
-                params=query,
-                data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise ChannelSendError("Shopee did not answer in time.", retryable=True) from None
-        except requests.ConnectionError:
-            raise ChannelSendError("Shopee could not be reached.", retryable=True) from None
-        except requests.RequestException as exc:
-            raise ChannelSendError(f"The call to Shopee failed ({type(exc).__name__}).") from None
-        return classify_answer(
-            response.status_code, response.headers, _json_or_none(response), token_call
+        # the signed query carries the access token: send_request follows no redirect
+        response = send_request(
+            self._session,
+            "POST",
+            self.base_url + path,
+            "Shopee",
+            params=query,
+            data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            timeout=self.timeout,
         )
-
-
-def _json_or_none(response):
-    try:
-        value = response.json()
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+        return classify_answer(
+            response.status_code,
+            response.headers,
+            json_or_none(response, objects_only=True),
+            token_call,
+        )
 
 
 def classify_answer(status, headers, payload, token_call=False):

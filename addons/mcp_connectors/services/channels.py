@@ -272,30 +272,17 @@ def post_signed(url, body, secret, sign, timeout=SEND_TIMEOUT, session=None, del
         reason names the host only: a reply URL may carry a token in its path or query.
     """
     host = urlsplit(url).hostname or "?"
-    post = (session or requests).post
-    try:
-        # no redirects: a signed reply goes to the configured URL or nowhere
-        response = post(
-            url,
-            data=body,
-            headers=signed_headers(secret, body, sign, delivery=delivery),
-            timeout=timeout,
-            allow_redirects=False,
-        )
-    except requests.Timeout:
-        raise ChannelSendError(
-            f"The reply URL at {host} did not answer in time.", retryable=True
-        ) from None
-    except requests.ConnectionError:
-        raise ChannelSendError(
-            f"The reply URL at {host} could not be reached.", retryable=True
-        ) from None
-    except requests.RequestException as exc:
-        raise ChannelSendError(
-            f"The reply could not be sent to {host} ({type(exc).__name__})."
-        ) from None
+    response = send_request(
+        session or requests,
+        "POST",
+        url,
+        f"The reply URL at {host}",
+        data=body,
+        headers=signed_headers(secret, body, sign, delivery=delivery),
+        timeout=timeout,
+    )
     return classify_response(
-        response.status_code, response.headers, _json_or_none(response), host, secret
+        response.status_code, response.headers, json_or_none(response), host, secret
     )
 
 
@@ -320,11 +307,28 @@ def classify_response(status, headers, payload, host, secret=None):
     )
 
 
-def _json_or_none(response):
+def json_or_none(response, objects_only=False):
+    """The answer's JSON (only an object with ``objects_only``), or None."""
     try:
-        return response.json()
+        value = response.json()
     except ValueError:
         return None
+    return value if isinstance(value, dict) or not objects_only else None
+
+
+def send_request(session, method, url, service, **kwargs):
+    """``session.request(method, url, ...)`` without following redirects (a request carrying
+    a token or a signature goes to the configured URL or nowhere), with its transport failures
+    as :class:`ChannelSendError` naming ``service``: a timeout or a connection error is
+    retryable, another failure is not."""
+    try:
+        return session.request(method, url, allow_redirects=False, **kwargs)
+    except requests.Timeout:
+        raise ChannelSendError(f"{service} did not answer in time.", retryable=True) from None
+    except requests.ConnectionError:
+        raise ChannelSendError(f"{service} could not be reached.", retryable=True) from None
+    except requests.RequestException as exc:
+        raise ChannelSendError(f"The call to {service} failed ({type(exc).__name__}).") from None
 
 
 def _error_detail(payload, secret):
