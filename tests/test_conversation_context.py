@@ -382,3 +382,21 @@ def test_a_turn_skipped_while_redis_was_down_is_stored_when_it_is_back(make_cach
     again = store_for(direct).conversation(7, "c")
     assert again.append("user", "segunda", message_id="m-2") == Appended.STORED
     assert contents(again.context()) == ["primeira", "segunda"]
+
+
+def test_a_redis_outage_warns_once_a_minute_with_the_count(
+    make_cache, closed_port, caplog, monkeypatch
+):
+    cache = make_cache(url=f"redis://127.0.0.1:{closed_port}/0")
+    conversation = store_for(cache).conversation(7, "c")
+    now = [1000.0]
+    monkeypatch.setattr(conversation_context, "_clock", lambda: now[0])
+    with caplog.at_level(logging.WARNING):
+        for number in range(5):
+            conversation.append("user", f"turno {number}", message_id=f"m-{number}")
+        assert caplog.text.count("not updated") == 1, "one line for the outage, not one a turn"
+        now[0] += conversation_context.SKIP_WARNING_INTERVAL
+        conversation.append("user", "mais um", message_id="m-5")
+    warnings = [r.getMessage() for r in caplog.records if "not updated" in r.getMessage()]
+    assert len(warnings) == 2
+    assert warnings[1].endswith("(4 more since the last warning)")

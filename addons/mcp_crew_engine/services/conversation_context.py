@@ -18,6 +18,8 @@ writes are skipped with a warning, and nothing raises into the caller.
 
 import hashlib
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +30,13 @@ _logger = logging.getLogger(__name__)
 
 MODULE = "crew"
 RESOURCE_TYPE = "conversation"
+#: Seconds between two warnings of an account's skipped writes: a Redis outage skips them all,
+#: and one line a minute (with the count) says as much as one per turn.
+SKIP_WARNING_INTERVAL = 60.0
+# (id of the cache, account id) -> (monotonic time of the next warning, writes skipped since)
+_skip_warnings = {}
+_skip_warnings_lock = threading.Lock()
+_clock = time.monotonic
 LOG_ACTION = "log"
 SEEN_ACTION = "seen"
 ROLES = ("user", "assistant", "system")
@@ -204,10 +213,19 @@ class Conversation:
         return self.cache.status()["up"]
 
     def _warn_skipped(self, what):
+        key = (id(self.cache), self.account_id)
+        now = _clock()
+        with _skip_warnings_lock:
+            due, skipped = _skip_warnings.get(key, (0.0, 0))
+            if now < due:
+                _skip_warnings[key] = (due, skipped + 1)
+                return
+            _skip_warnings[key] = (now + SKIP_WARNING_INTERVAL, 0)
         _logger.warning(
-            "Conversation context of account %s not updated (Redis unavailable): %s skipped",
+            "Conversation context of account %s not updated (Redis unavailable): %s skipped%s",
             self.account_id,
             what,
+            f" ({skipped} more since the last warning)" if skipped else "",
         )
 
     # turns -----------------------------------------------------------------------------------
