@@ -83,13 +83,15 @@ class McpIntegratorCase(TransactionCase):
 
     @classmethod
     def setUpClass(cls):
+        # registered before the class's transaction: cleanups run last-in first-out, so the
+        # keys go after the rollback, which repeats the invalidations it rolls back
+        cls.namespace = f"test-{uuid.uuid4().hex[:12]}"
+        cls.addClassCleanup(drop_namespace, cls.namespace)
         super().setUpClass()
         cls.registry_enter_test_mode_cls()
-        cls.namespace = f"test-{uuid.uuid4().hex[:12]}"
         params = cls.env["ir.config_parameter"].sudo()
         params.set_param("mcp_integrator.redis_url", REDIS_URL)
         params.set_param("mcp_integrator.cache_namespace", cls.namespace)
-        cls.addClassCleanup(drop_namespace, cls.namespace)
         cls.integrator = cls.env["mcp.integrator"]
         cls.tenant = cls.make_tenant("Acme")
 
@@ -101,13 +103,14 @@ class McpIntegratorCase(TransactionCase):
         )
 
     def setUp(self):
-        super().setUp()
-        # Redis is not rolled back with the test: each test gets keys (and counters) of its own
+        # Redis is not rolled back with the test: each test gets keys (and counters) of its
+        # own, dropped after the test's rollback (which repeats its invalidations)
         namespace = f"test-{uuid.uuid4().hex[:12]}"
+        self.addCleanup(drop_namespace, namespace)
+        super().setUp()
         self.env["ir.config_parameter"].sudo().set_param(
             "mcp_integrator.cache_namespace", namespace
         )
-        self.addCleanup(drop_namespace, namespace)
 
     def counted(self, tenant, module):
         """Cache counters of a tenant and module: still in memory, or already flushed to the
