@@ -53,7 +53,6 @@ class ChatwootConversation(models.Model):
         "back to pending.",
     )
     silenced_reason = fields.Char(readonly=True)
-    last_customer_message_at = fields.Datetime(readonly=True)
     last_ai_reply_at = fields.Datetime(string="Last AI Reply", readonly=True)
     handoff_at = fields.Datetime(readonly=True)
     contact_name = fields.Char(readonly=True)
@@ -189,8 +188,7 @@ class ChatwootConversation(models.Model):
                 if message and not sent._posted(account, key):
                     posted = client.post_message(self.conversation_id, message)
                     sent._remember(account, key, posted["id"])
-                    if self.channel_connector_id:
-                        self.env["chatwoot.hub.message"]._forward(self, posted["id"], message)
+                    self.env["chatwoot.hub.message"]._forward(self, posted["id"], message)
                 client.toggle_status(self.conversation_id, "resolved")
             except ChatwootError as error:
                 account._note_error(error.reason)

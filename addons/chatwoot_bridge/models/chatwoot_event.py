@@ -212,8 +212,10 @@ class ChatwootEvent(models.Model):
         tenant = self.account_id.tenant_id.sudo()
         handoff = None
         # without opening hours the tenant is never "closed" (None)
-        closed = tenant._open_now(tenant._crew_config()) is False
-        if closed and self.account_id.out_of_hours == "handoff":
+        if (
+            self.account_id.out_of_hours == "handoff"
+            and tenant._open_now(tenant._crew_config()) is False
+        ):
             handoff = ("out_of_hours", "the account hands off outside opening hours")
         integrator = self.env["mcp.integrator"].with_company(tenant.company_id)
         run = integrator.with_context(**{CONVERSATION_CONTEXT: self.conversation_id.id}).ask(

@@ -146,7 +146,9 @@ class ChatwootHubMessage(models.Model):
     @api.model
     def _forward(self, conversation, chatwoot_message_id, text, attachments=()):
         """A reply written in a hub conversation (by a person or the AI), on its way back to
-        the customer's channel."""
+        the customer's channel; nothing for a conversation of Chatwoot's own channels."""
+        if not conversation.channel_connector_id:
+            return self.browse()
         values = {
             "account_id": conversation.account_id.id,
             "direction": "out",
@@ -203,7 +205,6 @@ class ChatwootHubMessage(models.Model):
                 "chatwoot_message_id": str(message_id),
             }
         )
-        conversation.last_customer_message_at = fields.Datetime.now()
         return self.env._("Posted as Chatwoot message %(id)s.", id=message_id)
 
     def _hub_conversation(self, client):

@@ -80,8 +80,7 @@ class McpCrewRun(models.Model):
     def _post_reply(self, client, conversation):
         message_id = self._post_once(client, conversation, "reply", self.answer)
         conversation.last_ai_reply_at = fields.Datetime.now()
-        if conversation.channel_connector_id:  # the hub: the reply goes back to the channel
-            self.env["chatwoot.hub.message"]._forward(conversation, message_id, self.answer)
+        self.env["chatwoot.hub.message"]._forward(conversation, message_id, self.answer)
 
     def _hand_off(self, client, conversation):
         account = conversation.account_id
@@ -95,8 +94,7 @@ class McpCrewRun(models.Model):
                 or tenant._fallback_answerer(config).handoff_text()
             )
             message_id = self._post_once(client, conversation, "handoff", message)
-            if conversation.channel_connector_id:
-                self.env["chatwoot.hub.message"]._forward(conversation, message_id, message)
+            self.env["chatwoot.hub.message"]._forward(conversation, message_id, message)
         reason = dict(self._fields["handoff_reason"]._description_selection(self.env)).get(
             self.handoff_reason, self.handoff_reason or ""
         )
