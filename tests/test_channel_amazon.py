@@ -524,7 +524,7 @@ def test_an_expired_access_token_asks_for_a_refresh(fake, messaging):
     token = fake.access_token()
     fake.expire(token)
     error = send_error(messaging.get_actions, token, ORDER, MARKETPLACE)
-    assert isinstance(error, amazon.AmazonAccessTokenRejected)
+    assert isinstance(error, amazon.AccessTokenRejected)
     assert not error.retryable and token not in error.reason
 
 
@@ -534,7 +534,7 @@ def test_another_403_is_a_missing_role():
     }
     with pytest.raises(ChannelSendError) as caught:
         amazon.classify_sp_api(403, {}, payload)
-    assert not isinstance(caught.value, amazon.AmazonAccessTokenRejected)
+    assert not isinstance(caught.value, amazon.AccessTokenRejected)
     assert "Buyer Communication role" in caught.value.reason
 
 
@@ -593,7 +593,7 @@ def test_a_revoked_grant_means_authorize_again(fake, lwa):
     refresh_token = fake.grant()
     fake.revoke(refresh_token)
     error = send_error(lwa.refresh, refresh_token)
-    assert isinstance(error, amazon.AmazonAuthorizationExpired)
+    assert isinstance(error, amazon.ReauthorizationRequired)
     assert not error.retryable and "authorize the app again" in error.reason
     assert refresh_token not in error.reason
 

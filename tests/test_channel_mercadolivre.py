@@ -475,7 +475,7 @@ def test_answers_are_classified(fake, client, status, payload, headers, retryabl
 
 def test_a_refused_access_token_asks_for_a_refresh(fake, client):
     error = failure(client.answer_question, QUESTION_ID, "Sim", "APP_USR-expired-token")
-    assert isinstance(error, ml.TokenRejected)
+    assert isinstance(error, ml.AccessTokenRejected)
     assert error.retryable and error.status == 401
     assert "APP_USR-expired-token" not in error.reason
 
@@ -583,13 +583,13 @@ def test_a_revoked_authorization_asks_to_reauthorize(fake, client):
     error = failure(client.refresh, APP_ID, fake.client_secret, fake.refresh_token)
     assert isinstance(error, ml.ReauthorizationRequired)
     error = failure(client.answer_question, QUESTION_ID, "Sim", fake.access_token)
-    assert isinstance(error, ml.TokenRejected)
+    assert isinstance(error, ml.AccessTokenRejected)
 
 
 def test_a_wrong_client_secret_is_permanent_and_not_echoed(fake, client):
     error = failure(client.refresh, APP_ID, "wrong-secret", fake.refresh_token)
     assert (error.status, error.retryable) == (401, False)
-    assert not isinstance(error, ml.TokenRejected)  # no access token was involved
+    assert not isinstance(error, ml.AccessTokenRejected)  # no access token was involved
     assert "invalid client_id or client_secret" in error.reason
     fake.inject(400, {"message": "wrong-secret is not the secret", "error": "invalid_client"})
     error = failure(client.refresh, APP_ID, "wrong-secret", fake.refresh_token)

@@ -355,7 +355,7 @@ def test_an_expired_access_token_asks_for_a_refresh(fake, client):
     access_token, _refresh = fake.issue_tokens()
     fake.expire_access_token(access_token)
     error = send_error(client.send_text, access_token, SHOP_ID, BUYER_ID, "Oi")
-    assert isinstance(error, shopee.ShopeeAccessTokenRejected)
+    assert isinstance(error, shopee.AccessTokenRejected)
     assert not error.retryable
     assert access_token not in error.reason
 
@@ -450,7 +450,7 @@ def test_a_used_code_means_authorize_again(fake, client):
     code = fake.authorize()
     client.get_token(code, SHOP_ID)
     error = send_error(client.get_token, code, SHOP_ID)
-    assert isinstance(error, shopee.ShopeeAuthorizationExpired)
+    assert isinstance(error, shopee.ReauthorizationRequired)
     assert not error.retryable and "authorize the app again" in error.reason
 
 
@@ -465,7 +465,7 @@ def test_refresh_rotates_the_single_use_refresh_token(fake, client):
     assert tokens.refresh_token != refresh_token
     assert client.send_text(tokens.access_token, SHOP_ID, BUYER_ID, "Oi")
     again = send_error(client.refresh_access_token, refresh_token, SHOP_ID)
-    assert isinstance(again, shopee.ShopeeAuthorizationExpired)
+    assert isinstance(again, shopee.ReauthorizationRequired)
     assert client.refresh_access_token(tokens.refresh_token, SHOP_ID).access_token
 
 
@@ -473,7 +473,7 @@ def test_a_revoked_shop_must_authorize_again(fake, client):
     _access, refresh_token = fake.issue_tokens()
     fake.revoke()
     error = send_error(client.refresh_access_token, refresh_token, SHOP_ID)
-    assert isinstance(error, shopee.ShopeeAuthorizationExpired)
+    assert isinstance(error, shopee.ReauthorizationRequired)
     assert refresh_token not in error.reason
 
 
@@ -497,7 +497,7 @@ def test_the_token_fixture_is_a_success():
 
 
 def test_the_error_fixture_asks_for_a_refresh():
-    with pytest.raises(shopee.ShopeeAccessTokenRejected):
+    with pytest.raises(shopee.AccessTokenRejected):
         shopee.classify_answer(200, {}, fixture("shopee_error_response.json"))
 
 

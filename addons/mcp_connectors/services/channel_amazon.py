@@ -22,8 +22,8 @@ Messaging: :data:`MESSAGE_TYPES`, :func:`parse_actions` (``getMessagingActionsFo
 :func:`message_request` (checked against the type's schema: text length, no HTML, no e-mail
 addresses) and :class:`AmazonMessagingClient`; :class:`LwaClient` refreshes the 1 h access
 token. Failed calls raise :class:`~.channels.ChannelSendError` (retryable for 429, 5xx,
-timeouts and connection errors); :class:`AmazonAccessTokenRejected` (refresh, then send
-again) and :class:`AmazonAuthorizationExpired` (``invalid_grant``: the seller must authorize
+timeouts and connection errors); :class:`AccessTokenRejected` (refresh, then send
+again) and :class:`ReauthorizationRequired` (``invalid_grant``: the seller must authorize
 the app again) are its permanent subclasses. Amazon expects answers to buyers within 24 h
 (unverified); there is no reply window.
 
@@ -61,10 +61,13 @@ from html.parser import HTMLParser
 import requests
 
 from .channels import (
-    MAX_REASON_LENGTH,
     SEND_TIMEOUT,
+    AccessTokenRejected,
     ChannelSendError,
     InboundMessage,
+    ReauthorizationRequired,
+    SkippedEvent,
+    clean_reason,
     json_or_none,
     parse_retry_after,
     send_request,
@@ -134,32 +137,6 @@ AUTO_REPLY_SUBJECT = re.compile(
 REPLY_PREFIX = re.compile(r"^(?:re|res|aw|sv|rv|fw|fwd|enc)(?:\[\d+\])?\s*:\s*", re.IGNORECASE)
 HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>")
 EMAIL_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_TOKEN_LIKE = re.compile(r"[A-Za-z0-9|_\-]{24,}")
-
-
-class AmazonAccessTokenRejected(ChannelSendError):
-    """SP-API refused the access token (expired or invalid): refresh it through LWA, then
-    send the same message again once."""
-
-
-class AmazonAuthorizationExpired(ChannelSendError):
-    """LWA answered ``invalid_grant``: the refresh token was revoked or the yearly
-    authorization lapsed; the seller must authorize the app again. Permanent."""
-
-
-@dataclass(frozen=True)
-class SkippedEvent:
-    """An e-mail that is not a buyer's message to answer.
-
-    :ivar kind: ``bounce``, ``read_receipt``, ``auto_reply``, ``notification``, ``echo``,
-        ``not_buyer`` or ``empty``
-    :ivar reason: why it is not answered, safe to log
-    :ivar metadata: what identifies it (Message-ID, sender, subject, bounced Message-ID...)
-    """
-
-    kind: str
-    reason: str
-    metadata: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -694,7 +671,7 @@ def classify_sp_api(status, headers, payload):
     if 200 <= status < 300:
         return payload or {}
     code, message, details = _first_error(payload)
-    detail = _clean(f"{code}: {message}" if message else code)
+    detail = _clean_reason(f"{code}: {message}" if message else code)
     if status == 429 or status >= 500:
         raise ChannelSendError(
             _with_detail(f"SP-API answered HTTP {status}", detail),
@@ -703,7 +680,7 @@ def classify_sp_api(status, headers, payload):
             status=status,
         )
     if status == 403 and "token" in f"{message} {details}".lower():
-        raise AmazonAccessTokenRejected(
+        raise AccessTokenRejected(
             "SP-API refused the access token; refresh it and send again.", status=status
         )
     if status == 403:
@@ -793,13 +770,13 @@ def classify_lwa(status, headers, payload):
     error = str(payload.get("error") or "") if payload else ""
     if status == 429 or status >= 500:
         raise ChannelSendError(
-            _with_detail(f"LWA answered HTTP {status}", _clean(error)),
+            _with_detail(f"LWA answered HTTP {status}", _clean_reason(error)),
             retryable=True,
             retry_after=parse_retry_after(headers.get("Retry-After")),
             status=status,
         )
     if error == "invalid_grant":
-        raise AmazonAuthorizationExpired(
+        raise ReauthorizationRequired(
             "The Amazon authorization was revoked or has expired; the seller must authorize "
             "the app again.",
             status=status,
@@ -810,17 +787,14 @@ def classify_lwa(status, headers, payload):
         )
     access_token = payload.get("access_token") if payload else None
     if not 200 <= status < 300 or error or not isinstance(access_token, str) or not access_token:
-        reason = _with_detail(f"LWA answered HTTP {status} without a token", _clean(error))
+        reason = _with_detail(f"LWA answered HTTP {status} without a token", _clean_reason(error))
         raise ChannelSendError(reason, status=status)
     return payload
 
 
-def _clean(text):
-    """A platform's error text, printable, bounded, without anything like a token."""
-    text = "".join(char if char.isprintable() else " " for char in text or "").strip()
-    text = _TOKEN_LIKE.sub("***", text)
-    return text[:MAX_REASON_LENGTH] + "..." if len(text) > MAX_REASON_LENGTH else text
-
-
 def _with_detail(reason, detail):
     return f"{reason}: {detail}." if detail else f"{reason}."
+
+
+def _clean_reason(text):
+    return clean_reason(text, hide_token_like=True)

@@ -51,9 +51,12 @@ from urllib.parse import urlencode
 import requests
 
 from .channels import (
+    AccessTokenRejected,
     ChannelSendError,
     InboundMessage,
     InboundRejected,
+    ReauthorizationRequired,
+    clean_reason,
     json_or_none,
     parse_retry_after,
     send_request,
@@ -72,7 +75,6 @@ ACCESS_TOKEN_LIFETIME = 21600
 REFRESH_MARGIN = 600
 MISSED_FEEDS_PAGE = 50
 PACK_MESSAGES_PAGE = 50
-MAX_REASON_LENGTH = 200
 TAG_POST_SALE = "post_sale"
 # Since 2026-02-02 the post-sale messages of these sites go through a messaging agent.
 MESSAGING_AGENT_SITES = frozenset({"MLB", "MLC"})
@@ -133,15 +135,6 @@ EVENT_MODERATED = "moderated_message"
 
 SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DIGITS = re.compile(r"[0-9]{1,20}")
-
-
-class ReauthorizationRequired(ChannelSendError):
-    """The seller's authorization is gone (``invalid_grant``: the refresh token expired, was
-    revoked or was already used): the seller must authorize the app again. Permanent."""
-
-
-class TokenRejected(ChannelSendError):
-    """Mercado Livre refused the access token (HTTP 401): refresh it, then retry."""
 
 
 class PartialSend(ChannelSendError):
@@ -692,7 +685,9 @@ def api_error(status, headers, payload, label, hide=(), retry_statuses=(), beare
     """
     payload = payload if isinstance(payload, dict) else {}
     code = payload.get("error") if isinstance(payload.get("error"), str) else None
-    detail = _clean(payload.get("message") or payload.get("error_description") or code or "", hide)
+    detail = clean_reason(
+        payload.get("message") or payload.get("error_description") or code or "", hide
+    )
     reason = f"Mercado Livre answered HTTP {status} to {label}"
     reason += f": {detail}." if detail else "."
     if code == "invalid_grant":
@@ -702,7 +697,9 @@ def api_error(status, headers, payload, label, hide=(), retry_statuses=(), beare
             status=status,
         )
     if status == 401 and bearer:
-        return TokenRejected(reason + " Refresh the access token.", retryable=True, status=status)
+        return AccessTokenRejected(
+            reason + " Refresh the access token.", retryable=True, status=status
+        )
     retryable = (
         status in RETRYABLE_STATUSES
         or status >= 500
@@ -985,16 +982,3 @@ def _id_or_none(value):
 
 def _text_or_none(value):
     return value if isinstance(value, str) and value else None
-
-
-def _clean(text, hide):
-    """Mercado Livre's error text: printable, bounded, without our secrets."""
-    if not isinstance(text, str):
-        return ""
-    for secret in hide:
-        if secret:
-            text = text.replace(secret, "***")
-    text = "".join(char if char.isprintable() else " " for char in text).strip()
-    if len(text) > MAX_REASON_LENGTH:
-        text = text[:MAX_REASON_LENGTH] + "..."
-    return text

@@ -61,6 +61,8 @@ from .channels import (
     ChannelSendError,
     InboundMessage,
     InboundRejected,
+    ReauthorizationRequired,
+    clean_reason,
     decode_json_object,
     json_or_none,
     parse_retry_after,
@@ -91,7 +93,6 @@ MAX_WEBHOOK_BYTES = 3 * 1024 * 1024
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 CHALLENGE_CONTENT_TYPE = "text/plain"
 MAX_CHALLENGE_LENGTH = 256
-MAX_REASON_LENGTH = 200
 
 CUSTOMER_WINDOW_SECONDS = 24 * 3600
 HUMAN_AGENT_WINDOW_SECONDS = 7 * 24 * 3600
@@ -144,10 +145,6 @@ OUTSIDE_WINDOW_HINT = (
 )
 # Messenger (2018278) and Instagram (2534022) answer code 10 with these outside the window
 SUBCODE_HINTS = {2018278: OUTSIDE_WINDOW_HINT, 2534022: OUTSIDE_WINDOW_HINT}
-
-
-class ReauthorizationRequired(ChannelSendError):
-    """Meta refused the token (code 190): the channel must be authorized again (permanent)."""
 
 
 class PartialSendError(ChannelSendError):
@@ -606,7 +603,7 @@ def _error_summary(error):
 def _error_text(summary):
     code = summary.get("code")
     text = ERROR_HINTS.get(code) or summary.get("title") or summary.get("message") or "unknown"
-    return _clean(f"({code}) {text}" if code else text)
+    return clean_reason(f"({code}) {text}" if code else text)
 
 
 # outbound: window and request bodies ----------------------------------------------------------
@@ -868,7 +865,7 @@ def graph_error(status, headers, payload, secrets=()):
     if code is not None:
         reason += f" with error {code}"
     if isinstance(described, str) and described:
-        reason += f": {_clean(described, secrets)}"
+        reason += f": {clean_reason(described, secrets)}"
     reason += "."
     if code == TOKEN_INVALID_CODE:
         return ReauthorizationRequired(reason, status=status)
@@ -950,12 +947,4 @@ def _epoch(moment):
 
 def _short(value):
     """A payload value quoted in a reason: printable and bounded."""
-    return repr(_clean(str(value), limit=40)) if value is not None else "(none)"
-
-
-def _clean(text, secrets=(), limit=MAX_REASON_LENGTH):
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = "".join(char if char.isprintable() else " " for char in text).strip()
-    return text[:limit] + "..." if len(text) > limit else text
+    return repr(clean_reason(str(value), limit=40)) if value is not None else "(none)"

@@ -29,8 +29,8 @@ the new pair atomically, one refresh at a time per shop.
 
 Errors come as HTTP 200 with a non-empty ``error`` (or as an HTTP error status): every failed
 call raises :class:`~.channels.ChannelSendError`, retryable for 429, 5xx, timeouts, connection
-errors and rate-limit codes; :class:`ShopeeAccessTokenRejected` (refresh the access token, then
-send again) and :class:`ShopeeAuthorizationExpired` (the seller must authorize the app again)
+errors and rate-limit codes; :class:`AccessTokenRejected` (refresh the access token, then
+send again) and :class:`ReauthorizationRequired` (the seller must authorize the app again)
 are its permanent subclasses.
 
 Unverified (see the channel reference, §6 and §11): the text limit (:data:`MAX_TEXT_LENGTH` is
@@ -42,7 +42,6 @@ import hashlib
 import hmac
 import json
 import mimetypes
-import re
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -51,11 +50,14 @@ import requests
 
 from .channels import (
     MAX_INBOUND_BYTES,
-    MAX_REASON_LENGTH,
     SEND_TIMEOUT,
+    AccessTokenRejected,
     ChannelSendError,
     InboundMessage,
     InboundRejected,
+    ReauthorizationRequired,
+    SkippedEvent,
+    clean_reason,
     decode_json_object,
     json_or_none,
     parse_retry_after,
@@ -103,31 +105,6 @@ ERROR_REASONS = {
 RETRYABLE_ERROR_WORDS = ("too_many", "rate_limit", "busy", "server", "inner")
 
 # A platform message that quotes a token or key is cut out of reasons.
-_TOKEN_LIKE = re.compile(r"[A-Za-z0-9|_\-]{24,}")
-
-
-class ShopeeAccessTokenRejected(ChannelSendError):
-    """Shopee refused the access token (expired or revoked early): refresh it, then send the
-    same message again once."""
-
-
-class ShopeeAuthorizationExpired(ChannelSendError):
-    """The authorization code or refresh token is no longer valid (used, expired, revoked):
-    the seller must authorize the app again. Permanent."""
-
-
-@dataclass(frozen=True)
-class SkippedEvent:
-    """A push that is not a buyer's message to answer.
-
-    :ivar kind: what it is (``echo``, ``order_status``, ``unknown``...)
-    :ivar reason: why it is not answered, safe to log
-    :ivar metadata: the ids it carries (shop id, code, message id...)
-    """
-
-    kind: str
-    reason: str
-    metadata: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -499,12 +476,12 @@ def classify_answer(status, headers, payload, token_call=False):
 
 def _error_for(error, status, headers, payload, token_call):
     if token_call and error in AUTHORIZATION_ERRORS:
-        return ShopeeAuthorizationExpired(
+        return ReauthorizationRequired(
             "The Shopee authorization is no longer valid; the seller must authorize the app again.",
             status=status,
         )
     if error in ACCESS_TOKEN_ERRORS:
-        return ShopeeAccessTokenRejected(
+        return AccessTokenRejected(
             "Shopee refused the access token; refresh it and send again.", status=status
         )
     if any(word in error for word in RETRYABLE_ERROR_WORDS):
@@ -524,9 +501,5 @@ def _reason(prefix, error, payload):
     """``prefix`` with the error code and Shopee's message, printable and bounded."""
     if not error:
         return f"{prefix}."
-    message = payload.get("message") if isinstance(payload.get("message"), str) else ""
-    message = "".join(char if char.isprintable() else " " for char in message).strip()
-    message = _TOKEN_LIKE.sub("***", message)
-    if len(message) > MAX_REASON_LENGTH:
-        message = message[:MAX_REASON_LENGTH] + "..."
+    message = clean_reason(payload.get("message"), hide_token_like=True)
     return f"{prefix} ({error}: {message})." if message else f"{prefix} ({error})."

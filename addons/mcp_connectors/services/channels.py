@@ -70,6 +70,31 @@ class ChannelSendError(Exception):
         self.status = status
 
 
+class ReauthorizationRequired(ChannelSendError):
+    """The platform refused the authorization for good (``invalid_grant``, a revoked token, a
+    lapsed yearly authorization): the seller or page owner must authorize the app again.
+    Permanent."""
+
+
+class AccessTokenRejected(ChannelSendError):
+    """The platform refused the access token (expired early or invalid): refresh it, then
+    send the same request again once."""
+
+
+@dataclass(frozen=True)
+class SkippedEvent:
+    """What a platform sent that is not a customer's message to answer.
+
+    :ivar kind: what it is (``echo``, ``bounce``, ``order_status``, ``unknown``...)
+    :ivar reason: why it is not answered, safe to log
+    :ivar metadata: the ids it carries (shop id, message id, sender...)
+    """
+
+    kind: str
+    reason: str
+    metadata: dict = field(default_factory=dict)
+
+
 class InboundRejected(Exception):
     """An inbound request refused: ``status`` is the HTTP status to answer, ``reason`` a short
     text safe to answer and log (it never quotes the body)."""
@@ -334,14 +359,26 @@ def send_request(session, method, url, service, **kwargs):
 def _error_detail(payload, secret):
     """The receiver's ``error`` text, printable, bounded, without our secret."""
     error = payload.get("error") if isinstance(payload, dict) else None
-    if not isinstance(error, str):
-        return ""
-    if secret:
-        error = error.replace(secret, "***")
-    error = "".join(char if char.isprintable() else " " for char in error).strip()
-    if len(error) > MAX_REASON_LENGTH:
-        error = error[:MAX_REASON_LENGTH] + "..."
-    return error
+    return clean_reason(error, (secret,)) if isinstance(error, str) else ""
+
+
+#: Runs of token alphabet long enough to be a token, hidden from a platform's error text
+#: whatever the token was.
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9|_\-]{24,}")
+
+
+def clean_reason(text, secrets=(), limit=MAX_REASON_LENGTH, hide_token_like=False):
+    """A platform's text fit for a reason: ``secrets`` replaced by ``***``, printable,
+    at most ``limit`` characters (with ``hide_token_like``, anything shaped like a token is
+    hidden too)."""
+    text = text if isinstance(text, str) else ""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = "".join(char if char.isprintable() else " " for char in text).strip()
+    if hide_token_like:
+        text = TOKEN_LIKE.sub("***", text)
+    return text[:limit] + "..." if len(text) > limit else text
 
 
 def parse_retry_after(value, now=None):
