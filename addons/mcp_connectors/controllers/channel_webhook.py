@@ -1,6 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-"""``POST /mcp/channel/<token>``: the messages a custom channel (``channel_type`` "webhook")
-receives from its customers, signed JSON, handed to the conversation hub.
+"""``/mcp/channel/<token>``: the inbound URL of every channel connector.
+
+Platform channels (WhatsApp, Messenger, Instagram, Mercado Livre, Shopee) answer through their
+model's ``_inbound_<type>`` (handshake on GET, signature and acknowledgement on POST, the work
+queued); the rest of this docstring is the custom channel (``channel_type`` "webhook"): signed
+JSON messages, handed to the conversation hub.
 
 The request format and its checks are ``services/channels.py``; the signature is the
 integrator's ``services/signing.py`` (Chatwoot's scheme) with the secret of the channel's
@@ -47,7 +51,7 @@ class McpChannelWebhook(http.Controller):
         type="http",
         auth="none",
         csrf=False,
-        methods=["POST"],
+        methods=["GET", "POST"],
         save_session=False,
         # auth="none" routes default to a read-only cursor; the hub writes, and a write on a
         # read-only cursor makes Odoo replay the whole request
@@ -55,8 +59,15 @@ class McpChannelWebhook(http.Controller):
     )
     def receive(self, token):
         httprequest = request.httprequest
+        channel = _channel_of(token)
+        if channel and channel.channel_type != "webhook":
+            return _platform_answer(channel, httprequest)
+        if httprequest.method != "POST":
+            if not channel:
+                return _error(404, "unknown channel")
+            return _error(405, "custom channels receive POST requests")
         try:
-            channel, message = _accepted_message(token, httprequest)
+            channel, message = _accepted_message(channel, httprequest)
         except channels.InboundRejected as exc:
             return _error(exc.status, exc.reason)
         try:
@@ -82,8 +93,38 @@ class McpChannelWebhook(http.Controller):
         return request.make_json_response({"status": "accepted"})
 
 
-def _accepted_message(token, httprequest):
-    """``(channel, message)`` of a request that passes every check.
+def _channel_of(token):
+    """The active channel of an active tenant with this inbound token, or an empty recordset."""
+    channel = request.env["mcp.channel"].sudo().browse()
+    if token:
+        channel = channel.search(
+            [("inbound_token", "=", token), ("tenant_id.active", "=", True)], limit=1
+        )
+    return channel
+
+
+def _platform_answer(channel, httprequest):
+    """A platform channel's answer; the body is read only when its size is acceptable."""
+    if (httprequest.content_length or 0) > channels.MAX_PLATFORM_BYTES:
+        return _error(413, f"the body is larger than {channels.MAX_PLATFORM_BYTES} bytes")
+    raw = httprequest.get_data(cache=True)  # kept: Odoo may replay the request
+    if len(raw) > channels.MAX_PLATFORM_BYTES:
+        return _error(413, f"the body is larger than {channels.MAX_PLATFORM_BYTES} bytes")
+    answer = channel._inbound(
+        channels.InboundRequest(
+            method=httprequest.method,
+            body=raw,
+            headers=httprequest.headers,
+            args=httprequest.args.to_dict(),
+        )
+    )
+    return request.make_response(
+        answer.body, headers=[("Content-Type", answer.content_type)], status=answer.status
+    )
+
+
+def _accepted_message(channel, httprequest):
+    """``(channel, message)`` of a custom channel's request that passes every check.
 
     The signature is checked on the raw bytes before anything of the body is parsed.
     :raise channels.InboundRejected: with the status and reason to answer
@@ -94,11 +135,6 @@ def _accepted_message(token, httprequest):
     raw = httprequest.get_data(cache=True)
     # a chunked body announces no length
     channels.check_envelope(len(raw), content_type)
-    channel = request.env["mcp.channel"].sudo().browse()
-    if token:
-        channel = channel.search(
-            [("inbound_token", "=", token), ("tenant_id.active", "=", True)], limit=1
-        )
     secret = channel._signing_secret() if channel else None
     try:
         signing.verify(

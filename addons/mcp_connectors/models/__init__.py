@@ -10,3 +10,9 @@ from . import mcp_odoo_tools
 from . import mcp_tool
 from . import mcp_client_key
 from . import mcp_channel
+from . import mcp_server_channel
+from . import mail_thread
+from . import mcp_channel_meta
+from . import mcp_channel_mercadolivre
+from . import mcp_channel_shopee
+from . import mcp_channel_amazon

@@ -3,13 +3,14 @@ import logging
 import secrets
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 from odoo.addons.mcp_integrator.models.mcp_tenant import McpConfigMixin
 from odoo.addons.mcp_integrator.services import signing
+from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..services import channels
-from ..services.channels import ChannelSendError
+from ..services.channels import ChannelSendError, ReauthorizationRequired
 
 _logger = logging.getLogger(__name__)
 
@@ -18,21 +19,45 @@ TOKEN_BYTES = 32
 MAX_ERROR_LENGTH = 500
 # Health of the channel, written on every message: state, not configuration (no audit row, no
 # cache invalidation).
-STATE_FIELDS = frozenset({"last_received_at", "last_sent_at", "last_error"})
+STATE_FIELDS = frozenset(
+    {
+        "last_received_at",
+        "last_sent_at",
+        "last_error",
+        "reauthorization_needed",
+        "reauthorization_reason",
+    }
+)
+# Seconds before a delivery job tries again when the hub could not take a message (no inbox
+# mapped yet, Chatwoot account archived): the platform was answered, so the job keeps it.
+HUB_RETRY_SECONDS = 300
+MAX_DELIVERY_TRIES = 20
 
 
 class McpChannel(models.Model):
-    """A channel connector: where a tenant's customers write from, when Chatwoot lacks it.
+    """A channel connector: where a tenant's customers write from.
 
     Messages received on the channel go to the conversation hub (``mcp.integrator.ingest``,
     through :meth:`_receive`); replies of the agents and of the AI come back through
     :meth:`send_reply`. Each ``channel_type`` implements
     ``_send_reply_<channel_type>(thread_id, contact, text, attachments, metadata)``, which
-    returns ``{"external_id": ...}`` or raises ``ChannelSendError``, and its inbound route.
+    returns ``{"external_id": ...}`` or raises ``ChannelSendError``.
+
+    Platform channels (WhatsApp, Mercado Livre...) also implement, in their own file:
+
+    - ``_inbound_<type>(request)``: what their inbound URL answers to an
+      :class:`~..services.channels.InboundRequest` (handshake, signature, acknowledgement);
+      the work goes to a job through :meth:`_enqueue_delivery`;
+    - ``_process_delivery_<type>(payload)``: that job, which hands each customer message to
+      :meth:`_deliver_message` and each other event to :meth:`_skip_event`;
+    - ``_test_<type>()``: the *Test* button, one cheap authenticated call to the platform.
+
+    Each platform channel is also an ``mcp.server`` of its kind (``server_id``, created with
+    the channel), through which the agents use the platform's tools.
     """
 
     _name = "mcp.channel"
-    _inherit = "mcp.config.mixin"
+    _inherit = ("mcp.config.mixin", "mail.thread", "mail.activity.mixin")
     _description = "AI Channel Connector"
     _order = "tenant_id, name, id"
     _check_company_auto = True
@@ -68,12 +93,50 @@ class McpChannel(models.Model):
         string="Reply URL",
         help="Where replies are posted (http:// or https://), signed with the signing secret.",
     )
+    server_id = fields.Many2one(
+        "mcp.server",
+        string="MCP Server",
+        readonly=True,
+        copy=False,
+        ondelete="set null",
+        help="The MCP server of the channel's kind, created with it: its tools let the agents "
+        "act on the platform.",
+    )
+    account_ref = fields.Char(
+        string="Account ID",
+        index=True,
+        copy=False,
+        help="The tenant's account on the platform, as its webhooks name it: the WhatsApp "
+        "phone number ID, the Facebook page ID, the Instagram account ID, the Mercado Livre "
+        "seller ID, the Shopee shop ID, or the Amazon seller mailbox.",
+    )
+    access_credential_id = fields.Many2one(
+        "mcp.credential",
+        string="Access Credential",
+        check_company=True,
+        domain="[('kind', 'in', ('oauth2', 'bearer')), ('tenant_id', 'in', [tenant_id, False])]",
+        help="The platform's API access: a bearer token, or OAuth 2.0 tokens that are renewed "
+        "before they expire.",
+    )
+    api_base_url = fields.Char(
+        string="API Base URL",
+        help="The platform's API address; empty for the platform's default (a sandbox or "
+        "another region's host goes here).",
+    )
+    reauthorization_needed = fields.Boolean(readonly=True, copy=False)
+    reauthorization_reason = fields.Char(readonly=True, copy=False)
     last_received_at = fields.Datetime(string="Last Received", readonly=True, copy=False)
     last_sent_at = fields.Datetime(string="Last Sent", readonly=True, copy=False)
     last_error = fields.Char(readonly=True, copy=False)
 
     _inbound_token_uniq = models.Constraint(
         "UNIQUE(inbound_token)", "Inbound tokens of channels must be unique."
+    )
+    # a platform's webhook names the account only: two channels of one account would make its
+    # messages ambiguous (NULLs are distinct: custom channels have none)
+    _account_ref_uniq = models.Constraint(
+        "UNIQUE(channel_type, account_ref)",
+        "Another channel of this type already receives this platform account.",
     )
 
     @api.depends("inbound_token")
@@ -129,11 +192,43 @@ class McpChannel(models.Model):
                     )
                 )
 
+    @api.constrains("access_credential_id", "tenant_id")
+    def _check_access_credential(self):
+        for channel in self:
+            credential = channel.sudo().access_credential_id
+            if credential.tenant_id and credential.tenant_id != channel.tenant_id:
+                raise ValidationError(
+                    self.env._(
+                        "Channel %(channel)s: credential %(credential)s belongs to another tenant.",
+                        channel=channel.display_name,
+                        credential=credential.display_name,
+                    )
+                )
+
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
             vals["inbound_token"] = secrets.token_urlsafe(TOKEN_BYTES)
-        return super().create(vals_list)
+        channels_created = super().create(vals_list)
+        channels_created._create_servers()
+        return channels_created
+
+    def _create_servers(self):
+        """The ``mcp.server`` of each platform channel's kind (custom channels have none)."""
+        kinds = dict(self.env["mcp.server"]._fields["kind"].selection)
+        for channel in self.filtered(lambda channel: channel.channel_type in kinds):
+            channel.server_id = (
+                self.env["mcp.server"]
+                .sudo()
+                .create(
+                    {
+                        "name": channel.name,
+                        "code": f"{channel.channel_type}_{channel.id}",
+                        "kind": channel.channel_type,
+                        "tenant_id": channel.tenant_id.id,
+                    }
+                )
+            )
 
     def write(self, vals):
         if set(vals) <= STATE_FIELDS:
@@ -149,6 +244,43 @@ class McpChannel(models.Model):
         return "mcp_channel", self.id
 
     # buttons ----------------------------------------------------------------------------------
+    def action_test(self):
+        """Button: one authenticated call to the platform; says what works or what does not."""
+        self.ensure_one()
+        self.check_access("write")
+        tester = getattr(self, f"_test_{self.channel_type}", None)
+        if tester is None:
+            raise UserError(
+                self.env._(
+                    "Channel %(channel)s has nothing to test (type %(type)s).",
+                    channel=self.display_name,
+                    type=self.channel_type,
+                )
+            )
+        try:
+            summary = tester()
+        except ChannelSendError as exc:
+            if isinstance(exc, ReauthorizationRequired):
+                self._alert_reauthorization(exc.reason)
+            raise UserError(
+                self.env._(
+                    "Test of %(channel)s failed: %(reason)s",
+                    channel=self.display_name,
+                    reason=exc.reason,
+                )
+            ) from None
+        self._clear_reauthorization()
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": self.env._("Test of %(channel)s passed", channel=self.display_name),
+                "message": summary,
+                "type": "success",
+                "sticky": False,
+            },
+        }
+
     def action_regenerate_token(self):
         """Button: a new inbound URL; the old one stops working at once."""
         self.check_access("write")
@@ -156,6 +288,16 @@ class McpChannel(models.Model):
             channel.inbound_token = secrets.token_urlsafe(TOKEN_BYTES)
         _logger.info("Inbound URL of channels %s regenerated by %s", self.ids, self.env.user.login)
         return True
+
+    def action_open_server(self):
+        """Button: the channel's MCP server (its tools for the agents)."""
+        self.ensure_one()
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": "mcp.server",
+            "res_id": self.server_id.id,
+            "view_mode": "form",
+        }
 
     # messages ---------------------------------------------------------------------------------
     def send_reply(self, thread_id, contact, text, attachments=None, metadata=None):
@@ -240,3 +382,166 @@ class McpChannel(models.Model):
         )
         self.sudo().write({"last_received_at": fields.Datetime.now()})
         return record
+
+    # platform channels ------------------------------------------------------------------------
+    def _inbound(self, request):
+        """The answer of the inbound URL of a platform channel (see the class docstring)."""
+        self.ensure_one()
+        return getattr(self, f"_inbound_{self.channel_type}")(request)
+
+    def _enqueue_delivery(self, payload, identity):
+        """Queue the work of one platform delivery, so that the platform is answered at once.
+
+        :param payload: JSON-serialisable content of the delivery (never a secret)
+        :param identity: the delivery's key on the platform: a copy still waiting is not
+            queued twice (the hub's message ids catch the copies that come later)
+        """
+        self.ensure_one()
+        return self.with_delay(
+            max_retries=MAX_DELIVERY_TRIES,
+            identity_key=f"mcp.channel.delivery:{self.id}:{identity}",
+            description=self.env._("Message delivery of %(channel)s", channel=self.display_name),
+        )._process_delivery(payload)
+
+    def _process_delivery(self, payload):
+        """Job: the platform delivery's messages to the hub, its other events recorded."""
+        self.ensure_one()
+        return getattr(self, f"_process_delivery_{self.channel_type}")(payload)
+
+    def _deliver_message(self, message):
+        """Hand one customer's :class:`~..services.channels.InboundMessage` to the hub; when the
+        hub cannot take it yet, the job tries again later (the platform was already answered:
+        the job is where the message is kept)."""
+        self.ensure_one()
+        try:
+            with self.env.cr.savepoint():
+                return self._receive(
+                    message.thread_id,
+                    message.contact,
+                    message.text,
+                    attachments=message.attachments,
+                    metadata=message.metadata,
+                    message_id=message.message_id,
+                )
+        except UserError as exc:
+            _logger.warning(
+                "Channel %s: message %r not taken by the hub yet: %s",
+                self.id,
+                (message.message_id or "")[:64],
+                exc,
+            )
+            raise RetryableJobError(str(exc), seconds=HUB_RETRY_SECONDS) from None
+
+    def _skip_event(self, event):
+        """Record an event that is not a customer's message (an echo, a status, a receipt):
+        it is logged, never answered."""
+        _logger.info(
+            "Channel %s: %s event not answered: %s", self.id or "-", event.kind, event.reason
+        )
+
+    def _sibling_channel(self, account_ref):
+        """The active channel of this type that receives ``account_ref``, when it shares this
+        channel's app (signing secret), else an empty recordset: a platform app may serve
+        several accounts through one inbound URL, never another app's."""
+        self.ensure_one()
+        if account_ref == self.account_ref:
+            return self
+        sibling = self.sudo().search(
+            [
+                ("channel_type", "=", self.channel_type),
+                ("account_ref", "=", account_ref),
+                ("tenant_id.active", "=", True),
+            ],
+            limit=1,
+        )
+        if sibling and sibling._app_key() == self._app_key():
+            return sibling
+        return self.browse()
+
+    def _app_key(self):
+        """What identifies the platform app of the channel (the app secret by default)."""
+        return self.sudo().signing_credential_id.id
+
+    def _access_token(self):
+        """A valid access token of the channel's access credential.
+
+        :raise ReauthorizationRequired: the platform refused the authorization for good (the
+            channel raises an alert)
+        :raise ChannelSendError: retryable when the renewal may work later
+        """
+        self.ensure_one()
+        credential = self.sudo().access_credential_id
+        if not credential:
+            raise ChannelSendError(
+                self.env._(
+                    "Channel %(channel)s has no access credential.", channel=self.display_name
+                )
+            )
+        if credential.kind == "bearer":
+            token = credential._get_secret_values()["token"]
+            if not token:
+                raise ChannelSendError(
+                    self.env._(
+                        "The access credential of %(channel)s has no token.",
+                        channel=self.display_name,
+                    )
+                )
+            return token
+        try:
+            return credential._get_access_token()
+        except UserError as exc:
+            return self._renewal_failed(credential, exc)
+
+    def _renew_access_token(self):
+        """A new access token now, after the platform refused the current one."""
+        self.ensure_one()
+        credential = self.sudo().access_credential_id
+        if credential.kind != "oauth2":
+            raise ReauthorizationRequired(
+                self.env._(
+                    "The platform refused the token of %(channel)s: store a new one in its "
+                    "access credential.",
+                    channel=self.display_name,
+                )
+            )
+        try:
+            return credential._oauth2_refresh(force=True)
+        except UserError as exc:
+            return self._renewal_failed(credential, exc)
+
+    def _renewal_failed(self, credential, error):
+        reason = str(error)
+        if credential.reauthorization_needed:
+            self._alert_reauthorization(reason)
+            raise ReauthorizationRequired(reason)
+        raise ChannelSendError(reason, retryable=True)
+
+    def _alert_reauthorization(self, reason):
+        """Make a lapsed authorization impossible to miss: a banner on the channel and a to-do
+        for the tenant's AI managers (one at a time), and a warning in the log."""
+        self.ensure_one()
+        channel = self.sudo()
+        _logger.warning("Channel %s must be authorized again: %s", channel.id, reason)
+        if channel.reauthorization_needed:
+            return
+        channel.write(
+            {"reauthorization_needed": True, "reauthorization_reason": (reason or "")[:250]}
+        )
+        managers = (
+            self.env.ref("mcp_integrator.group_mcp_manager")
+            .sudo()
+            .all_user_ids.filtered(lambda user: channel.company_id in user.company_ids)
+        )
+        for user in managers[:1] or self.env.ref("base.user_admin", raise_if_not_found=False):
+            channel.activity_schedule(
+                "mail.mail_activity_data_warning",
+                summary=self.env._("Authorize %(channel)s again", channel=channel.display_name),
+                note=reason,
+                user_id=user.id,
+            )
+
+    def _clear_reauthorization(self):
+        channel = self.sudo()
+        if channel.reauthorization_needed:
+            channel.write({"reauthorization_needed": False, "reauthorization_reason": False})
+            channel.activity_unlink(["mail.mail_activity_data_warning"])

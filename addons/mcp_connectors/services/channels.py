@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 import requests
 
 MAX_INBOUND_BYTES = 1024 * 1024
+# Meta batches up to 1000 updates in a POST of up to 3 MB.
+MAX_PLATFORM_BYTES = 3 * 1024 * 1024
 MAX_URL_LENGTH = 2048
 MAX_ID_LENGTH = 255
 MAX_REASON_LENGTH = 200
@@ -115,6 +117,40 @@ class InboundMessage:
     text: str
     attachments: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """What a platform sent to a channel's inbound URL, as the platform code needs it.
+
+    :ivar method: ``GET`` (handshakes) or ``POST``
+    :ivar body: the raw bytes, exactly as received (signatures are over them)
+    :ivar headers: the request's headers (a case-insensitive mapping)
+    :ivar args: the query string's parameters (first value of each)
+    """
+
+    method: str
+    body: bytes
+    headers: object
+    args: dict
+
+
+@dataclass(frozen=True)
+class InboundAnswer:
+    """What the inbound URL answers: a platform waits for its status within its deadline."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+    @classmethod
+    def json(cls, value, status=200):
+        return cls(status, json.dumps(value).encode(), JSON_MEDIA_TYPE)
+
+    @classmethod
+    def refused(cls, rejected):
+        """The answer to an :class:`InboundRejected`."""
+        return cls.json({"error": rejected.reason}, rejected.status)
 
 
 # inbound --------------------------------------------------------------------------------------

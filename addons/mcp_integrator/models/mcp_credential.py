@@ -90,6 +90,12 @@ class McpCredential(models.Model):
     )
     last_refresh_at = fields.Datetime(string="Last Renewal", readonly=True, copy=False)
     last_refresh_error = fields.Char(string="Last Renewal Error", readonly=True, copy=False)
+    reauthorization_needed = fields.Boolean(
+        readonly=True,
+        copy=False,
+        help="The provider refused the refresh token for good (revoked, expired or already "
+        "used): authorize the application again and store the new tokens.",
+    )
 
     # Stored secrets: managers only, never copied, never prefetched with the other fields.
     secret = fields.Char(groups=MANAGER, copy=False, prefetch=False)
@@ -371,7 +377,8 @@ class McpCredential(models.Model):
         try:
             result = self._check_refresh_result(hook(self.refresh_token))
         except (oauth_service.OAuthError, UserError) as exc:
-            raise self._oauth2_refresh_failed(str(exc), started) from None
+            reauthorize = getattr(exc, "error", None) in oauth_service.REAUTHORIZE_ERRORS
+            raise self._oauth2_refresh_failed(str(exc), started, reauthorize) from None
         return self._oauth2_store_tokens(result, now, started)
 
     def _check_refresh_result(self, result):
@@ -386,6 +393,7 @@ class McpCredential(models.Model):
             "expires_at": oauth_service.expiry_from(result.get("expires_in"), now) or False,
             "last_refresh_at": now,
             "last_refresh_error": False,
+            "reauthorization_needed": False,
         }
         if result.get("refresh_token"):
             vals.update(refresh_token=result["refresh_token"], refresh_token_set_at=now)
@@ -400,8 +408,10 @@ class McpCredential(models.Model):
         )
         return result["access_token"]
 
-    def _oauth2_refresh_failed(self, reason, started):
+    def _oauth2_refresh_failed(self, reason, started, reauthorize=False):
         """Record a failed renewal and return the UserError to raise.
+
+        :param reauthorize: the provider refused the grant for good (no retry can succeed)
 
         The record is committed with the renewal cursor, whatever the caller does next.
         """
@@ -418,7 +428,11 @@ class McpCredential(models.Model):
             "OAuth 2.0 renewal of credential %s (id %s) failed: %s", self.name, self.id, reason
         )
         self.with_context(**{NO_AUDIT: True}).write(
-            {"last_refresh_at": fields.Datetime.now(), "last_refresh_error": reason[:250]}
+            {
+                "last_refresh_at": fields.Datetime.now(),
+                "last_refresh_error": reason[:250],
+                "reauthorization_needed": reauthorize,
+            }
         )
         self.env["mcp.audit.log"]._log(
             "oauth.refresh",

@@ -15,6 +15,8 @@ DEFAULT_MARGIN_SECONDS = 60
 CLIENT_AUTH_METHODS = ("basic", "body")
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 _MAX_DESCRIPTION = 200
+# RFC 6749 errors after which no retry can succeed: the owner must authorize the app again.
+REAUTHORIZE_ERRORS = frozenset({"invalid_grant", "invalid_client", "unauthorized_client"})
 
 
 class OAuthError(Exception):
