@@ -112,7 +112,6 @@ class McpChannel(models.Model):
     )
     access_credential_id = fields.Many2one(
         "mcp.credential",
-        string="Access Credential",
         check_company=True,
         domain="[('kind', 'in', ('oauth2', 'bearer')), ('tenant_id', 'in', [tenant_id, False])]",
         help="The platform's API access: a bearer token, or OAuth 2.0 tokens that are renewed "
