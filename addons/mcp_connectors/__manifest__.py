@@ -19,6 +19,7 @@
         "security/mcp_channel_security.xml",
         "data/ir_cron_data.xml",
         "data/queue_job_data.xml",
+        "data/channel_cron_data.xml",
         "views/mcp_server_views.xml",
         "views/mcp_server_odoo_views.xml",
         "views/mcp_server_qdrant_views.xml",

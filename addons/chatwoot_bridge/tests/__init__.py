@@ -3,3 +3,7 @@ from . import test_reply
 from . import test_hub
 from . import test_account
 from . import test_browser
+from . import test_channels_meta
+from . import test_channels_mercadolivre
+from . import test_channels_shopee
+from . import test_channels_amazon

@@ -4,3 +4,7 @@ from . import test_odoo_tools
 from . import test_qdrant_mongo
 from . import test_channel
 from . import test_browser
+from . import test_platform_meta
+from . import test_platform_mercadolivre
+from . import test_platform_shopee
+from . import test_platform_amazon
