@@ -1,6 +1,7 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import logging
 import secrets
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
@@ -31,6 +32,9 @@ STATE_FIELDS = frozenset(
 # Seconds before a delivery job tries again when the hub could not take a message (no inbox
 # mapped yet, Chatwoot account archived): the platform was answered, so the job keeps it.
 HUB_RETRY_SECONDS = 300
+# Renewed ahead by the cron when a token expires within this margin (the hourly cron plus the
+# platform's slowest answer must fit in it).
+TOKEN_RENEWAL_MARGIN = timedelta(hours=2)
 MAX_DELIVERY_TRIES = 20
 
 
@@ -507,6 +511,36 @@ class McpChannel(models.Model):
             return credential._oauth2_refresh(force=True)
         except UserError as exc:
             return self._renewal_failed(credential, exc)
+
+    def _token_renewal_margin(self):
+        """How long before its expiry the cron renews the channel's token."""
+        return TOKEN_RENEWAL_MARGIN
+
+    @api.model
+    def _cron_renew_tokens(self):
+        """Scheduled: renew the OAuth tokens of platform channels that expire soon; a failure is
+        the channel's alert (or a warning, retried next hour), never the end of the run."""
+        now = fields.Datetime.now()
+        candidates = self.sudo().search(
+            [
+                ("access_credential_id.kind", "=", "oauth2"),
+                ("access_credential_id.refresh_token_set_at", "!=", False),
+                ("access_credential_id.reauthorization_needed", "=", False),
+                ("access_credential_id.expires_at", "!=", False),
+                ("tenant_id.active", "=", True),
+            ]
+        )
+        renewed = 0
+        for channel in candidates:
+            credential = channel.access_credential_id
+            if credential.expires_at > now + channel._token_renewal_margin():
+                continue
+            try:
+                channel._renew_access_token()
+                renewed += 1
+            except ChannelSendError as exc:
+                _logger.warning("Channel %s: token not renewed: %s", channel.id, exc.reason)
+        return renewed
 
     def _renewal_failed(self, credential, error):
         reason = str(error)
