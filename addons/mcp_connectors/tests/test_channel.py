@@ -6,17 +6,20 @@ path is the hub's, tested end to end by the Chatwoot bridge)."""
 import json
 import socket
 import time
+from datetime import timedelta
 
 from psycopg2.errors import UniqueViolation
 
-from odoo.exceptions import AccessError, ValidationError
+from odoo import fields
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.mcp_integrator.services import signing
+from odoo.addons.mcp_integrator.tests.oauth_token_server import TokenServer
 
 from ..services import channels
-from ..services.channels import ChannelSendError
+from ..services.channels import ChannelSendError, ReauthorizationRequired
 from .channel_receiver import ChannelReceiver
 from .common import McpConnectorsCase
 
@@ -248,6 +251,138 @@ class TestChannel(McpChannelCase):
 
 
 @tagged("post_install", "-at_install")
+@tagged("post_install", "-at_install")
+class TestChannelAuthorization(McpChannelCase):
+    """What every platform channel shares: its access token, renewed through the credential,
+    and the alert when the platform refuses the authorization for good."""
+
+    LOGGERS = (
+        "odoo.addons.mcp_connectors.models.mcp_channel",
+        "odoo.addons.mcp_integrator.models.mcp_credential",
+    )
+
+    def oauth_channel(self, server, **credential_vals):
+        credential = self.env["mcp.credential"].create(
+            {
+                "name": "Marketplace tokens",
+                "kind": "oauth2",
+                "tenant_id": self.tenant.id,
+                "token_url": server.url,
+                "client_id": server.client_id,
+                "secret_input": server.client_secret,
+                "access_token_input": "access-0",
+                "refresh_token_input": "refresh-0",
+                "expires_at": fields.Datetime.now() - timedelta(minutes=5),
+                **credential_vals,
+            }
+        )
+        return self.make_channel(access_credential_id=credential.id)
+
+    def access_token_error(self, channel):
+        """The ChannelSendError of ``_access_token``, caught without a savepoint (what the
+        renewal committed stays visible)."""
+        try:
+            with mute_logger(*self.LOGGERS):
+                channel._access_token()
+        except ChannelSendError as exc:
+            return exc
+        self.fail("a token was returned")
+
+    def warnings_of(self, channel):
+        return channel.activity_ids.filtered(
+            lambda activity: (
+                activity.activity_type_id == self.env.ref("mail.mail_activity_data_warning")
+            )
+        )
+
+    def test_an_expired_token_is_renewed_through_the_credential(self):
+        with TokenServer() as server:
+            channel = self.oauth_channel(server)
+            self.assertEqual(channel._access_token(), "access-1")
+            self.assertEqual(channel._access_token(), "access-1", "valid now: no second call")
+        self.assertEqual(server.refresh_count, 1)
+
+    def test_a_bearer_token_is_used_as_it_is(self):
+        credential = self.make_credential("system-user-token", kind="bearer")
+        channel = self.make_channel(access_credential_id=credential.id)
+        self.assertEqual(channel._access_token(), "system-user-token")
+        with self.assertRaises(ReauthorizationRequired):
+            channel._renew_access_token()  # nothing to renew a bearer token with
+
+    def test_no_access_credential_is_a_clear_permanent_error(self):
+        exc = self.access_token_error(self.make_channel())
+        self.assertFalse(exc.retryable)
+        self.assertIn("no access credential", exc.reason)
+
+    def test_a_refused_grant_alerts_the_managers_once(self):
+        with TokenServer(refresh_token="not-the-stored-one") as server:
+            channel = self.oauth_channel(server)
+            first = self.access_token_error(channel)
+            second = self.access_token_error(channel)
+        for exc in (first, second):
+            self.assertIsInstance(exc, ReauthorizationRequired)
+            self.assertFalse(exc.retryable)
+            self.assertNotIn("refresh-0", exc.reason)
+        channel.invalidate_recordset()
+        self.assertTrue(channel.reauthorization_needed)
+        self.assertIn("invalid_grant", channel.reauthorization_reason)
+        self.assertEqual(len(self.warnings_of(channel)), 1, "one to-do, not one per reply")
+        self.assertIn(channel, channel.search([("reauthorization_needed", "=", True)]))
+
+    def test_an_unreachable_token_endpoint_is_retried_without_an_alert(self):
+        channel = self.make_channel(
+            access_credential_id=self.env["mcp.credential"]
+            .create(
+                {
+                    "name": "Dead endpoint",
+                    "kind": "oauth2",
+                    "tenant_id": self.tenant.id,
+                    "token_url": f"http://127.0.0.1:{closed_port()}/token",
+                    "refresh_token_input": "refresh-0",
+                }
+            )
+            .id
+        )
+        exc = self.access_token_error(channel)
+        self.assertNotIsInstance(exc, ReauthorizationRequired)
+        self.assertTrue(exc.retryable)
+        self.assertFalse(channel.reauthorization_needed)
+
+    def test_a_passing_test_clears_the_alert(self):
+        channel = self.make_channel()
+        channel._alert_reauthorization("invalid_grant: the seller revoked the app")
+        self.assertEqual(len(self.warnings_of(channel)), 1)
+        channel._clear_reauthorization()
+        self.assertFalse(channel.reauthorization_needed)
+        self.assertFalse(self.warnings_of(channel))
+
+    def test_the_schedule_renews_only_tokens_that_expire_soon(self):
+        with TokenServer() as server:
+            soon = self.oauth_channel(
+                server, expires_at=fields.Datetime.now() + timedelta(minutes=30)
+            )
+            later = self.oauth_channel(
+                server,
+                name="Later",
+                refresh_token_input="refresh-later",
+                expires_at=fields.Datetime.now() + timedelta(days=3),
+            )
+            server.valid_refresh_tokens.add("refresh-later")
+            self.env["mcp.channel"]._cron_renew_tokens()
+        self.assertEqual(server.refresh_count, 1)
+        soon.access_credential_id.invalidate_recordset()
+        self.assertGreater(
+            soon.access_credential_id.expires_at, fields.Datetime.now() + timedelta(minutes=30)
+        )
+        self.assertEqual(later.access_credential_id.sudo().access_token, "access-0")
+
+    def test_a_custom_channel_has_nothing_to_test_and_no_mcp_server(self):
+        channel = self.make_channel()
+        self.assertFalse(channel.server_id)
+        with self.assertRaises(UserError):
+            channel.action_test()
+
+
 class TestChannelWebhook(McpChannelCase, HttpCase):
     # McpIntegratorCase puts the registry in test mode itself (once per class is allowed)
     registry_test_mode = False
@@ -293,6 +428,13 @@ class TestChannelWebhook(McpChannelCase, HttpCase):
 
     def test_an_unknown_token_is_404(self):
         self.assertRefused(self.post(self.message(), token="x" * 43), 404, "unknown channel")
+
+    def test_a_custom_channel_takes_only_post(self):
+        with mute_logger(CONTROLLER_LOGGER):
+            known = self.url_open(f"/mcp/channel/{self.channel.inbound_token}", timeout=30)
+            unknown = self.url_open(f"/mcp/channel/{'x' * 43}", timeout=30)
+        self.assertRefused(known, 405, "POST")
+        self.assertRefused(unknown, 404, "unknown channel")
 
     def test_an_archived_channel_or_tenant_is_404(self):
         archived = self.make_channel()

@@ -319,7 +319,14 @@ class McpCredential(models.Model):
                     failure = exc
         # The renewal was committed elsewhere: forget this transaction's copy of the tokens.
         self.invalidate_recordset(
-            ["access_token", "refresh_token", "expires_at", "last_refresh_at", "last_refresh_error"]
+            [
+                "access_token",
+                "refresh_token",
+                "expires_at",
+                "last_refresh_at",
+                "last_refresh_error",
+                "reauthorization_needed",
+            ]
         )
         if failure:
             raise failure

@@ -296,6 +296,7 @@ class TestCredential(McpIntegratorCase):
         self.assertEqual(len(warnings), 1)
         credential.invalidate_recordset()
         self.assertIn("invalid_grant", credential.last_refresh_error)
+        self.assertTrue(credential.reauthorization_needed, "refused for good: authorize again")
         audit = self.env["mcp.audit.log"].search(
             [("target", "=", f"mcp.credential,{credential.id}"), ("status", "=", "error")]
         )
@@ -317,6 +318,16 @@ class TestCredential(McpIntegratorCase):
             credential._get_access_token()
         self.assertIn("Dead endpoint", str(caught.exception))
         self.assertIn("could not be reached", str(caught.exception))
+        credential.invalidate_recordset()
+        self.assertFalse(credential.reauthorization_needed, "may work later: no alert")
+
+    def test_a_new_authorization_clears_the_alert(self):
+        with TokenServer() as server:
+            credential = self.new_credential(**oauth2_vals(server))
+            credential.sudo().reauthorization_needed = True
+            self.assertEqual(credential._get_access_token(), "access-1")
+        credential.invalidate_recordset()
+        self.assertFalse(credential.reauthorization_needed)
 
     def test_renewal_needs_a_refresh_token(self):
         with TokenServer() as server:
