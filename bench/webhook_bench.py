@@ -54,20 +54,17 @@ import collections
 import copy
 import json
 import os
-import queue
 import random
 import secrets
 import statistics
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 from benchlib import emit, report_targets  # bench/ is the script's own directory
+from benchlib.http_load import burst, p99
 from benchlib.odoo_db import BenchDatabase, free_port
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -92,8 +89,6 @@ SHUFFLE_SEED = 20240605
 HTTP_TIMEOUT = 30
 TARGET_P99_RATIO = 3.0
 TARGET_THROUGHPUT_RATIO = 0.5
-
-Answer = collections.namedtuple("Answer", "kind status outcome seconds body")
 
 
 # set-up ---------------------------------------------------------------------------------------
@@ -238,63 +233,7 @@ def request_maker(base_url, path_token, secret):
     return prepare
 
 
-def outcome_of(response):
-    try:
-        return response.json().get("status")
-    except ValueError:
-        return None
-
-
-def burst(items, concurrency, prepare):
-    """Send ``items`` from ``concurrency`` threads, each with its own session, until none is
-    left; ``([Answer], wall seconds)``."""
-    work = queue.SimpleQueue()
-    for item in items:
-        work.put(item)
-    answers = []
-    start = threading.Barrier(concurrency + 1)
-    clock = time.perf_counter
-
-    def client():
-        with requests.Session() as session:
-            start.wait()
-            while True:
-                try:
-                    item = work.get_nowait()
-                except queue.Empty:
-                    return
-                method, url, body, headers = prepare(item)
-                started = clock()
-                try:
-                    response = session.request(
-                        method, url, data=body, headers=headers, timeout=HTTP_TIMEOUT
-                    )
-                except requests.RequestException as error:
-                    # not its text: it quotes the URL, whose path token is a secret
-                    status, outcome, text = type(error).__name__, None, ""
-                else:
-                    status, outcome = response.status_code, outcome_of(response)
-                    text = response.text if status != 200 else ""
-                answers.append(Answer(item[0], status, outcome, clock() - started, text[:160]))
-
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    started = clock()
-    for thread in threads:
-        thread.join()
-    wall = clock() - started
-    if len(answers) != len(items):
-        raise SystemExit(f"webhook bench: {len(items) - len(answers)} requests were not sent")
-    return answers, wall
-
-
 # figures --------------------------------------------------------------------------------------
-def p99(values):
-    return statistics.quantiles(values, n=100, method="inclusive")[98]
-
-
 def measure_level(concurrency, deliveries, prepare):
     """Both kinds at ``concurrency``; ``({kind: (p50 s, p99 s, requests/s)}, answers)``."""
     webhooks = deliveries.new(MESSAGES)
