@@ -262,9 +262,16 @@ class McpChannel(models.Model):
             )
         try:
             summary = tester()
+        except ReauthorizationRequired as exc:
+            # not an error dialog: its rollback would take the alert back
+            self._alert_reauthorization(exc.reason)
+            return _notification(
+                self.env._("Test of %(channel)s failed", channel=self.display_name),
+                self.env._("Authorize the channel again: %(reason)s", reason=exc.reason),
+                "danger",
+                reload=True,
+            )
         except ChannelSendError as exc:
-            if isinstance(exc, ReauthorizationRequired):
-                self._alert_reauthorization(exc.reason)
             raise UserError(
                 self.env._(
                     "Test of %(channel)s failed: %(reason)s",
@@ -272,17 +279,14 @@ class McpChannel(models.Model):
                     reason=exc.reason,
                 )
             ) from None
+        cleared = self.reauthorization_needed
         self._clear_reauthorization()
-        return {
-            "type": "ir.actions.client",
-            "tag": "display_notification",
-            "params": {
-                "title": self.env._("Test of %(channel)s passed", channel=self.display_name),
-                "message": summary,
-                "type": "success",
-                "sticky": False,
-            },
-        }
+        return _notification(
+            self.env._("Test of %(channel)s passed", channel=self.display_name),
+            summary,
+            "success",
+            reload=cleared,
+        )
 
     def action_regenerate_token(self):
         """Button: a new inbound URL; the old one stops working at once."""
@@ -392,19 +396,31 @@ class McpChannel(models.Model):
         self.ensure_one()
         return getattr(self, f"_inbound_{self.channel_type}")(request)
 
-    def _enqueue_delivery(self, payload, identity):
+    def _enqueue_delivery(self, payload, identity, eta=None, description=None):
         """Queue the work of one platform delivery, so that the platform is answered at once.
 
         :param payload: JSON-serialisable content of the delivery (never a secret)
         :param identity: the delivery's key on the platform: a copy still waiting is not
             queued twice (the hub's message ids catch the copies that come later)
+        :param eta: seconds to wait before the job runs
         """
         self.ensure_one()
         return self.with_delay(
+            eta=eta,
             max_retries=MAX_DELIVERY_TRIES,
-            identity_key=f"mcp.channel.delivery:{self.id}:{identity}",
-            description=self.env._("Message delivery of %(channel)s", channel=self.display_name),
+            identity_key=self._delivery_identity_key(identity),
+            description=description
+            or self.env._("Message delivery of %(channel)s", channel=self.display_name),
         )._process_delivery(payload)
+
+    def _delivery_identity_key(self, identity):
+        return f"mcp.channel.delivery:{self.id}:{identity}"
+
+    def _delivery_known(self, identity):
+        """Whether a job of this delivery exists, whatever its state (a platform that lists
+        its undelivered notifications for days must not have them queued on every read)."""
+        key = self._delivery_identity_key(identity)
+        return bool(self.env["queue.job"].sudo().search_count([("identity_key", "=", key)]))
 
     def _process_delivery(self, payload):
         """Job: the platform delivery's messages to the hub, its other events recorded."""
@@ -578,3 +594,15 @@ class McpChannel(models.Model):
         if channel.reauthorization_needed:
             channel.write({"reauthorization_needed": False, "reauthorization_reason": False})
             channel.activity_unlink(["mail.mail_activity_data_warning"])
+
+
+def _notification(title, message, kind, reload=False):
+    """A client notification; ``reload`` refreshes the form behind it (its alert banner)."""
+    action = {
+        "type": "ir.actions.client",
+        "tag": "display_notification",
+        "params": {"title": title, "message": message, "type": kind, "sticky": kind == "danger"},
+    }
+    if reload:
+        action["params"]["next"] = {"type": "ir.actions.client", "tag": "soft_reload"}
+    return action
