@@ -613,3 +613,135 @@ def test_an_authorization_code_is_exchanged_once_with_pkce(fake, client):
         client.exchange_code, APP_ID, fake.client_secret, code, "https://odoo.test/ml/callback"
     )
     assert isinstance(error, ml.ReauthorizationRequired)
+
+
+# retries, the Test button and the agents' tools -------------------------------------------------
+def test_a_notification_payload_survives_a_round_trip():
+    sent = dict(fixture("mercadolivre_notification_messages.json"), extra="dropped")
+    notification = ml.parse_notification(sent, APP_ID)
+    payload = notification.payload()
+    assert "extra" not in payload and payload["actions"] == ["created"]
+    again = ml.parse_notification(payload, APP_ID)
+    assert again == notification and again.dedupe_key == notification.dedupe_key
+
+
+def test_an_answer_is_posted_once_even_when_tried_again(fake, client):
+    assert client.answer_open_question(QUESTION_ID, " Sim ", fake.access_token) == QUESTION_ID
+    # the same answer again (its first answer lost to a timeout): nothing posted twice
+    assert client.answer_open_question(QUESTION_ID, "Sim", fake.access_token) == QUESTION_ID
+    assert len(fake.requests_to("POST", "/answers")) == 1
+    error = failure(client.answer_open_question, QUESTION_ID, "Não", fake.access_token)
+    assert not error.retryable and "already answered" in error.reason and "public" in error.reason
+
+
+@pytest.mark.parametrize("status", ["CLOSED_UNANSWERED", "UNDER_REVIEW", None])
+def test_a_question_no_longer_open_cannot_be_answered(status):
+    error = failure(ml.check_question_open, {"status": status}, "Sim")
+    assert not error.retryable and "can no longer be answered" in error.reason
+
+
+def test_a_too_long_answer_is_refused_before_any_call(fake, client):
+    failure(client.answer_open_question, QUESTION_ID, "a" * 2001, fake.access_token)
+    assert fake.requests == []
+
+
+def test_already_sent_finds_the_leading_parts_among_the_sellers_latest_messages():
+    def message(sender, text, second):
+        return {
+            "id": f"m{second}",
+            "from": {"user_id": sender},
+            "text": text,
+            "message_date": {"created": f"2026-03-01T12:00:{second:02d}.000Z"},
+        }
+
+    # listed newest first: the order of the dates counts, not the listing's
+    payload = {
+        "messages": [
+            message(int(AGENT), "Obrigado", 3),
+            message(int(SELLER), "parte 1", 2),
+            message(int(SELLER), "antiga", 1),
+        ]
+    }
+    assert ml.already_sent(payload, SELLER, ["parte 1", "parte 2"]) == ["m2"]
+    assert ml.already_sent(payload, SELLER, ["antiga", "parte 1"]) == ["m1", "m2"]
+    assert ml.already_sent(payload, SELLER, ["parte 2"]) == []
+
+
+def test_a_resumed_reply_sends_only_the_parts_not_sent(fake, client):
+    text = "Primeira parte da resposta, bem longa. " * 12
+    fake.inject(503, {"message": "unavailable"}, path=f"/messages/packs/{PACK_ID}", after=2)
+    with pytest.raises(ml.PartialSend):
+        client.send_post_sale(PACK_ID, SELLER, text, fake.access_token)
+    ids = client.send_post_sale(PACK_ID, SELLER, text, fake.access_token, resume=True)
+    expected = [r.body["text"] for r in ml.post_sale_requests(PACK_ID, SELLER, text, "MLB")]
+    stored = [fake.messages[key]["text"] for key in fake.packs[PACK_ID]["message_ids"][1:]]
+    assert stored == expected and len(ids) == len(expected)
+    # everything sent: a resumed reply sends nothing more
+    assert client.send_post_sale(PACK_ID, SELLER, text, fake.access_token, resume=True) == ids
+    assert len(fake.packs[PACK_ID]["message_ids"]) == 1 + len(expected)
+
+
+def test_a_long_conversation_is_resumed_from_its_last_page(fake, client):
+    for number in range(60):
+        fake.buyer_message(PACK_ID, f"mensagem {number}")
+    client.send_post_sale(PACK_ID, SELLER, "Já respondo.", fake.access_token)
+    assert client.send_post_sale(PACK_ID, SELLER, "Já respondo.", fake.access_token, resume=True)
+    assert len(fake.requests_to("POST", "/messages/packs/")) == 1
+    last_page = fake.requests_to("GET", "/messages/packs/")[-1]
+    assert last_page.query["offset"] == str(62 - ml.PACK_MESSAGES_PAGE)
+
+
+def test_me_names_the_tokens_user(fake, client):
+    assert client.me(fake.access_token) == (SELLER, "LOJA_TESTE")
+    assert failure(ml.parse_me, {"nickname": "x"}).reason
+
+
+def test_an_order_summary_has_status_items_buyer_and_shipping(fake, client):
+    shipment = fake.add_shipment(PACK_ID, "shipped", "out_for_delivery", "BR1")
+    summary = client.order(PACK_ID, fake.access_token)
+    assert summary["order_id"] == PACK_ID and summary["status"] == "paid"
+    assert summary["buyer"] == {"id": BUYER, "nickname": "COMPRADOR_TESTE"}
+    assert summary["items"] == [
+        {
+            "item_id": "MLB3486661111",
+            "title": "Fone de ouvido sem fio",
+            "quantity": 1,
+            "unit_price": 129.9,
+        }
+    ]
+    assert summary["shipping"] == {
+        "id": shipment,
+        "status": "shipped",
+        "substatus": "out_for_delivery",
+        "tracking_number": "BR1",
+    }
+    assert "address" not in json.dumps(summary)
+
+
+def test_an_order_without_shipment_reads_no_shipment(fake, client):
+    assert client.order(PACK_ID, fake.access_token)["shipping"] is None
+    assert fake.requests_to("GET", "/shipments/") == []
+
+
+def test_unanswered_questions_are_listed(fake, client):
+    fake.add_question("Tem azul?", buyer_id="555")
+    fake.add_question("Respondida", status="ANSWERED")
+    listed = client.unanswered_questions(SELLER, fake.access_token, limit=5)
+    assert listed["total"] == 2
+    assert [(q["text"], q["buyer_id"]) for q in listed["questions"]][-1] == ("Tem azul?", "555")
+    (search,) = fake.requests_to("GET", "/questions/search")
+    assert search.query == {
+        "seller_id": SELLER,
+        "status": "UNANSWERED",
+        "api_version": "4",
+        "limit": "5",
+    }
+    assert failure(ml.parse_unanswered_questions, {"results": []}).reason
+
+
+def test_the_tools_are_read_only_and_take_no_seller():
+    tools = {tool["name"]: tool for tool in ml.tool_descriptors()}
+    assert set(tools) == {ml.TOOL_GET_ORDER, ml.TOOL_UNANSWERED_QUESTIONS}
+    for tool in tools.values():
+        assert tool["annotations"]["read_only"] and not tool["annotations"]["destructive"]
+        assert "seller_id" not in tool["input_schema"]["properties"]

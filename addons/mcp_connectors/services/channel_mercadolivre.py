@@ -15,7 +15,8 @@ Inbound. Mercado Livre does not sign its notifications and they carry no content
    :func:`notification_event`, :func:`parse_question` and :func:`parse_post_sale_messages` are
    the pure parts. Message ids are strings and dedupe the hub's ingest.
 3. lost notifications: :func:`missed_feeds_request` / :func:`parse_missed_feeds` (kept two
-   days by Mercado Livre), fed to the same step 2.
+   days by Mercado Livre), fed to the same step 2 (:meth:`Notification.payload` is what a job
+   is given, the same for both).
 
 Threads (``thread_id``): ``question:<question id>`` is the public thread of one pre-sale
 question (item id in the metadata); ``pack:<pack id>`` the private post-sale thread of a pack
@@ -24,12 +25,20 @@ question (item id in the metadata); ``pack:<pack id>`` the private post-sale thr
 Outbound (:meth:`MercadoLivreClient.send_reply` routes on the thread id):
 
 - :func:`answer_request`: ``POST /answers``, public, at most 2000 characters, final (cannot be
-  edited): a longer text is refused, never split.
+  edited): a longer text is refused, never split. :meth:`MercadoLivreClient.answer_open_question`
+  reads the question first (:func:`check_question_open`): an answered question is a permanent
+  refusal, unless the answer is this very text (a retry after a lost answer: not posted twice).
 - :func:`post_sale_requests`: ``POST /messages/packs/{pack}/sellers/{seller}?tag=post_sale``,
   at most 350 characters a message: longer texts are split at sentence or word boundaries. In
   MLB and MLC (since 2026-02-02) a messaging agent intermediates: ``to`` is the site's agent
   id (setting ``agent_ids``, MLB default 3037675074; MLC has no known id), elsewhere the
-  buyer. A blocked conversation (:func:`check_conversation_open`) is a permanent refusal.
+  buyer. A blocked conversation (:func:`check_conversation_open`) is a permanent refusal. A
+  reply tried again (``resume``) sends only the parts not already among the seller's latest
+  messages (:func:`already_sent`).
+
+Reads for the Test button and the agents' tools (:func:`tool_descriptors`): ``GET /users/me``
+(:func:`parse_me`), an order and its shipment (:func:`order_summary`), the open questions
+(:func:`parse_unanswered_questions`).
 
 There is no reply window besides the blocked conversation. Tokens: :func:`refresh_request`
 and :func:`parse_token_response` (access token 6 h; the refresh token is single use: save the
@@ -75,6 +84,7 @@ ACCESS_TOKEN_LIFETIME = 21600
 REFRESH_MARGIN = 600
 MISSED_FEEDS_PAGE = 50
 PACK_MESSAGES_PAGE = 50
+QUESTIONS_SEARCH_LIMIT = 50
 TAG_POST_SALE = "post_sale"
 # Since 2026-02-02 the post-sale messages of these sites go through a messaging agent.
 MESSAGING_AGENT_SITES = frozenset({"MLB", "MLC"})
@@ -183,6 +193,23 @@ class Notification:
         moment = self.received or self.sent or self.notification_id or ""
         actions = ",".join(sorted(self.actions))
         return f"{self.seller_id}:{self.topic}:{self.resource_id}:{actions}:{moment}"
+
+    def payload(self):
+        """The notification as Mercado Livre sends it (what a delivery job is given): the
+        same for a notification received and one read back from ``/missed_feeds``."""
+        payload = {
+            "_id": self.notification_id,
+            "topic": self.topic,
+            "resource": self.resource,
+            "user_id": self.seller_id,
+            "application_id": self.application_id,
+            "attempts": self.attempts,
+            "sent": self.sent,
+            "received": self.received,
+        }
+        if self.actions:
+            payload["actions"] = list(self.actions)
+        return {key: value for key, value in payload.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -380,6 +407,30 @@ def parse_question(payload):
     )
 
 
+def check_question_open(payload, text):
+    """Whether a question (``GET /questions/{id}`` answer) may be answered with ``text``.
+
+    :return: False when it is already answered with this very text (a try whose answer was
+        lost to a timeout): nothing to post again
+    :raise ChannelSendError: permanent, when it is answered otherwise or no longer open
+    """
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if status == QUESTION_UNANSWERED:
+        return True
+    answer = (payload.get("answer") if isinstance(payload, dict) else None) or {}
+    if status == QUESTION_ANSWERED and (answer.get("text") or "").strip() == text:
+        return False
+    if status == QUESTION_ANSWERED:
+        raise ChannelSendError(
+            "This question is already answered on Mercado Livre: an answer is public and "
+            "final, it cannot be changed or answered again."
+        )
+    raise ChannelSendError(
+        f"This question is {status or 'without status'} on Mercado Livre: it can no longer "
+        "be answered publicly."
+    )
+
+
 def answer_request(question_id, text):
     """``POST /answers``. The answer is public and final (no edit, no delete).
 
@@ -421,6 +472,96 @@ def order_request(order_id):
 
 def pack_request(pack_id):
     return ApiRequest("GET", f"/packs/{_path_id(pack_id, 'pack id')}")
+
+
+def shipment_request(shipment_id):
+    return ApiRequest("GET", f"/shipments/{_path_id(shipment_id, 'shipment id')}")
+
+
+def me_request():
+    """``GET /users/me``: the user the access token belongs to."""
+    return ApiRequest("GET", "/users/me")
+
+
+def parse_me(payload):
+    """``(user id, nickname)`` of a ``GET /users/me`` answer."""
+    payload = payload if isinstance(payload, dict) else {}
+    return _response_id(payload.get("id"), "user id"), payload.get("nickname") or None
+
+
+def unanswered_questions_request(seller_id, limit=QUESTIONS_SEARCH_LIMIT):
+    """``GET /questions/search``: the seller's questions still waiting for an answer."""
+    params = {
+        "seller_id": _digits_or_fail(seller_id, "seller id"),
+        "status": QUESTION_UNANSWERED,
+        "api_version": 4,
+        "limit": limit,
+    }
+    return ApiRequest("GET", "/questions/search", params)
+
+
+def parse_unanswered_questions(payload):
+    """``{"total", "questions": [{question_id, item_id, text, date_created, buyer_id}]}`` of
+    a question search answer (``api_version=4``)."""
+    questions = payload.get("questions") if isinstance(payload, dict) else None
+    if not isinstance(questions, list):
+        raise ChannelSendError("Mercado Livre answered a question search without questions.")
+    open_questions = [
+        {
+            "question_id": _response_id(question.get("id"), "question id"),
+            "item_id": question.get("item_id"),
+            "text": question.get("text") or "",
+            "date_created": question.get("date_created"),
+            "buyer_id": _id_or_none((question.get("from") or {}).get("id")),
+        }
+        for question in questions
+        if isinstance(question, dict) and question.get("status") == QUESTION_UNANSWERED
+    ]
+    total = payload.get("total")
+    return {
+        "total": total if isinstance(total, int) else len(open_questions),
+        "questions": open_questions,
+    }
+
+
+def order_summary(order, shipment=None):
+    """What an agent needs of an order (``GET /orders/{id}``) and of its shipment
+    (``GET /shipments/{id}``, optional): no address, no payment details."""
+    if not isinstance(order, dict):
+        raise ChannelSendError("Mercado Livre answered an order read without an object.")
+    buyer = order.get("buyer") or {}
+    items = [
+        {
+            "item_id": (line.get("item") or {}).get("id"),
+            "title": (line.get("item") or {}).get("title"),
+            "quantity": line.get("quantity"),
+            "unit_price": line.get("unit_price"),
+        }
+        for line in order.get("order_items") or []
+        if isinstance(line, dict)
+    ]
+    shipping = None
+    shipping_id = _id_or_none((order.get("shipping") or {}).get("id"))
+    if shipping_id:
+        shipment = shipment if isinstance(shipment, dict) else {}
+        shipping = {
+            "id": shipping_id,
+            "status": shipment.get("status"),
+            "substatus": shipment.get("substatus"),
+            "tracking_number": shipment.get("tracking_number"),
+        }
+    return {
+        "order_id": _response_id(order.get("id"), "order id"),
+        "status": order.get("status"),
+        "status_detail": order.get("status_detail"),
+        "date_created": order.get("date_created"),
+        "total_amount": order.get("total_amount"),
+        "currency_id": order.get("currency_id"),
+        "pack_id": _id_or_none(order.get("pack_id")),
+        "buyer": {"id": _id_or_none(buyer.get("id")), "nickname": buyer.get("nickname")},
+        "items": items,
+        "shipping": shipping,
+    }
 
 
 def attachment_request(filename, site_id):
@@ -573,6 +714,26 @@ def post_sale_requests(
         )
         for part in parts
     ]
+
+
+def already_sent(payload, seller_id, texts):
+    """The ids of the leading parts ``texts`` of a reply that are already the seller's latest
+    messages in a pack's messages answer, oldest first (empty when none is).
+
+    A reply tried again after a failure (a part refused, or sent but its answer lost to a
+    timeout) continues after them: Mercado Livre's own record of the conversation says what
+    went out, so the buyer gets each part once.
+    """
+    own = [
+        message
+        for message in sorted(_messages(payload), key=_created)
+        if _sender(message) == str(seller_id)
+    ]
+    for count in range(min(len(texts), len(own)), 0, -1):
+        latest = own[-count:]
+        if [message.get("text") for message in latest] == list(texts[:count]):
+            return [str(message.get("id")) for message in latest]
+    return []
 
 
 def pack_site_id(payload):
@@ -818,6 +979,23 @@ class MercadoLivreClient:
         payload = self.call(missed_feeds_request(app_id, topic, offset, limit), access_token)
         return parse_missed_feeds(payload, app_id, limit)
 
+    # reads for the Test button and the agents' tools
+    def me(self, access_token):
+        """``(user id, nickname)`` of the token's user."""
+        return parse_me(self.call(me_request(), access_token))
+
+    def order(self, order_id, access_token):
+        """:func:`order_summary` of an order of the token's seller, with its shipment's
+        status when it has one."""
+        order = self.call(order_request(order_id), access_token)
+        shipping_id = _id_or_none(((order or {}).get("shipping") or {}).get("id"))
+        shipment = self.call(shipment_request(shipping_id), access_token) if shipping_id else None
+        return order_summary(order, shipment)
+
+    def unanswered_questions(self, seller_id, access_token, limit=QUESTIONS_SEARCH_LIMIT):
+        request = unanswered_questions_request(seller_id, limit)
+        return parse_unanswered_questions(self.call(request, access_token))
+
     # outbound
     def send_reply(self, thread_id, text, access_token, seller_id, **options):
         """Send ``text`` into a thread of :func:`parse_thread_id`; Mercado Livre's ids.
@@ -836,6 +1014,15 @@ class MercadoLivreClient:
         payload = self.call(answer_request(question_id, text), access_token)
         return sent_message_id(payload) or str(question_id)
 
+    def answer_open_question(self, question_id, text, access_token):
+        """Answer a question after reading it (:func:`check_question_open`): an answer
+        already published with this text (a retry) is not posted twice; the question id."""
+        request = answer_request(question_id, text)  # an unfit text fails before any call
+        question = self.call(question_request(question_id), access_token)
+        if not check_question_open(question, request.body["text"]):
+            return str(question_id)
+        return sent_message_id(self.call(request, access_token)) or str(question_id)
+
     def send_post_sale(
         self,
         pack_id,
@@ -846,11 +1033,14 @@ class MercadoLivreClient:
         buyer_id=None,
         agent_ids=None,
         skip=0,
+        resume=False,
     ):
         """Send a post-sale reply, split as needed; the ids of the parts sent.
 
         Reads the conversation first: refused when blocked, and its site and length limit
-        apply. ``skip``: parts already sent (see :class:`PartialSend`).
+        apply. ``skip``: parts already sent (see :class:`PartialSend`); ``resume``: a retry,
+        which reads the conversation's latest messages and sends only the parts not found
+        there (:func:`already_sent`).
         """
         status = self.call(pack_messages_request(pack_id, seller_id, limit=1), access_token)
         check_conversation_open(status)
@@ -868,7 +1058,20 @@ class MercadoLivreClient:
             agent_ids,
             max_length=(status or {}).get("seller_max_message_length"),
         )
-        return self.send_all(parts, access_token, skip=skip)
+        done = []
+        if resume:
+            latest = self._latest_pack_messages(pack_id, seller_id, status, access_token)
+            done = already_sent(latest, seller_id, [part.body["text"] for part in parts])
+        return done + self.send_all(parts, access_token, skip=max(skip, len(done)))
+
+    def _latest_pack_messages(self, pack_id, seller_id, status, access_token):
+        """The answer holding a pack's latest page of messages (``status``: a first read)."""
+        total = ((status or {}).get("paging") or {}).get("total") or 0
+        if total <= len(_messages(status)):
+            return status
+        offset = max(0, total - PACK_MESSAGES_PAGE)
+        request = pack_messages_request(pack_id, seller_id, offset=offset)
+        return self.call(request, access_token)
 
     def send_all(self, parts, access_token, skip=0):
         """POST each request in order after the first ``skip``; the ids of those sent."""
@@ -899,6 +1102,52 @@ class MercadoLivreClient:
         return parse_token_response(self.call(request))
 
 
+# tools for the agents -------------------------------------------------------------------------
+TOOL_GET_ORDER = "mercadolivre_get_order"
+TOOL_UNANSWERED_QUESTIONS = "mercadolivre_unanswered_questions"
+# they read the seller's account on Mercado Livre: read-only, but the world they read changes
+_READ_ONLY = {"read_only": True, "destructive": False, "idempotent": True, "open_world": True}
+
+
+def tool_descriptors():
+    """The MCP definitions of the channel's tools (the seller is the channel's, never an
+    argument)."""
+    return [
+        {
+            "name": TOOL_GET_ORDER,
+            "description": (
+                "A Mercado Livre order of this seller: status, items, buyer nickname and "
+                "shipping status. The order id is the number shown in the sale (also the pack "
+                "id of a post-sale conversation without cart)."
+            ),
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string", "pattern": "^[0-9]{1,20}$"},
+                },
+                "required": ["order_id"],
+                "additionalProperties": False,
+            },
+            "annotations": dict(_READ_ONLY),
+        },
+        {
+            "name": TOOL_UNANSWERED_QUESTIONS,
+            "description": (
+                "The pre-sale questions of this seller still waiting for an answer on Mercado "
+                "Livre: id, listing (item id), text, date and asker."
+            ),
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "limit": {"type": "integer", "minimum": 1, "maximum": QUESTIONS_SEARCH_LIMIT},
+                },
+                "additionalProperties": False,
+            },
+            "annotations": dict(_READ_ONLY),
+        },
+    ]
+
+
 # helpers --------------------------------------------------------------------------------------
 def _messages(payload):
     messages = payload.get("messages") if isinstance(payload, dict) else None
@@ -912,6 +1161,10 @@ def _pack_id(message):
         if isinstance(resource, dict) and resource.get("name") == "packs":
             return _response_id(resource.get("id"), "pack id")
     raise ChannelSendError("A Mercado Livre message names no pack.")
+
+
+def _created(message):
+    return (message.get("message_date") or {}).get("created") or ""
 
 
 def _sender(message):

@@ -97,6 +97,8 @@ class FakeMercadoLivre(LoopbackServer):
         self.packs = {}
         self.orders = {}
         self.missed = []
+        self.shipments = {}
+        self.nicknames = {self.seller_id: "LOJA_TESTE", buyer_id_of(question): "COMPRADOR_TESTE"}
         self.requests = []
         self._injected = []
         self._lock = threading.Lock()
@@ -123,10 +125,46 @@ class FakeMercadoLivre(LoopbackServer):
             cart = order_id != str(pack_id)
             self.orders[order_id] = {
                 "id": int(order_id),
+                "status": "paid",
+                "status_detail": None,
+                "date_created": "2026-02-05T19:58:00.000-03:00",
+                "total_amount": 129.9,
+                "currency_id": "BRL",
                 "pack_id": int(pack_id) if cart else None,
-                "buyer": {"id": int(buyer_id)},
+                "buyer": {"id": int(buyer_id), "nickname": self.nicknames.get(str(buyer_id))},
                 "seller": {"id": int(self.seller_id)},
+                "order_items": [
+                    {
+                        "item": {"id": "MLB3486661111", "title": "Fone de ouvido sem fio"},
+                        "quantity": 1,
+                        "unit_price": 129.9,
+                    }
+                ],
+                "shipping": {"id": None},
             }
+
+    def add_shipment(self, order_id, status, substatus=None, tracking_number=None):
+        """The order's shipment (read through ``/shipments/{id}``); its id."""
+        shipment_id = str(4_000_000_000 + len(self.shipments))
+        self.shipments[shipment_id] = {
+            "id": int(shipment_id),
+            "status": status,
+            "substatus": substatus,
+            "tracking_number": tracking_number,
+            "seller_id": int(self.seller_id),
+        }
+        self.orders[str(order_id)]["shipping"] = {"id": int(shipment_id)}
+        return shipment_id
+
+    def add_question(self, text, buyer_id=None, status="UNANSWERED"):
+        """A question to the seller on the fixture's listing; its id."""
+        question = copy.deepcopy(self.questions[next(iter(self.questions))])
+        question.update(id=5_036_000_000 + len(self.questions), text=text, status=status)
+        question.pop("answer", None)
+        if buyer_id:
+            question["from"] = {"id": int(buyer_id)}
+        self.questions[str(question["id"])] = question
+        return str(question["id"])
 
     def add_message(self, pack_id, message):
         self.messages[str(message["id"])] = message
@@ -197,7 +235,10 @@ class FakeMercadoLivre(LoopbackServer):
     def _routes(self, method):
         if method == "GET":
             return (
+                (r"/users/me", self._get_me),
+                (r"/questions/search", self._search_questions),
                 (r"/questions/(\d+)", self._get_question),
+                (r"/shipments/(\d+)", self._get_shipment),
                 (r"/messages/packs/(\d+)/sellers/(\d+)", self._get_pack_messages),
                 (r"/messages/([A-Za-z0-9_-]+)", self._get_message),
                 (r"/orders/(\d+)", self._get_order),
@@ -208,6 +249,27 @@ class FakeMercadoLivre(LoopbackServer):
             (r"/answers", self._post_answer),
             (r"/messages/packs/(\d+)/sellers/(\d+)", self._post_message),
         )
+
+    def _get_me(self, seller, query, body):
+        return 200, {"id": int(seller), "nickname": self.nicknames.get(seller), "site_id": "MLB"}
+
+    def _search_questions(self, seller, query, body):
+        if query.get("seller_id") != seller or query.get("api_version") != "4":
+            return _error(400, "bad_request", "seller_id of the token and api_version=4 needed")
+        found = [
+            question
+            for question in self.questions.values()
+            if str(question["seller_id"]) == seller
+            and query.get("status") in (None, question["status"])
+        ]
+        limit = int(query.get("limit", 50))
+        return 200, {"total": len(found), "limit": limit, "questions": found[:limit]}
+
+    def _get_shipment(self, seller, query, body, shipment_id):
+        shipment = self.shipments.get(shipment_id)
+        if shipment is None or str(shipment["seller_id"]) != seller:
+            return _error(404, "not_found", "Shipment not found")
+        return 200, shipment
 
     def _get_question(self, seller, query, body, question_id):
         question = self.questions.get(question_id)
@@ -321,7 +383,8 @@ class FakeMercadoLivre(LoopbackServer):
 
     def _message(self, pack_id, sender, recipient, text):
         pack = self.packs[str(pack_id)]
-        moment = "2026-03-01T12:00:00.000Z"
+        # one second apart, in the order they were written
+        moment = f"2026-03-01T12:{len(self.messages) // 60:02d}:{len(self.messages) % 60:02d}.000Z"
         return {
             "id": uuid.uuid4().hex,
             "site_id": pack["site_id"],
@@ -393,6 +456,10 @@ class FakeMercadoLivre(LoopbackServer):
                 received.method, received.path, received.query, received.headers, received.body
             )
         return Answer(status, payload)
+
+
+def buyer_id_of(question):
+    return str(question["from"]["id"])
 
 
 def _bearer(headers):
