@@ -511,3 +511,54 @@ def test_secrets_stay_out_of_reprs():
     tokens = shopee.ShopeeTokens(SHOP_ID, "access-secret", "refresh-secret", 1.0)
     client = shopee.ShopeeClient(1, "partner-secret")
     assert "secret" not in repr(tokens) + repr(client)
+
+
+# deduplication and authorization pushes -------------------------------------------------------
+def test_push_identity_prefers_msg_id_then_the_message_id_then_the_body():
+    assert shopee.push_identity({**push_payload(), "msg_id": "p-1"}, RAW_PUSH) == "p-1"
+    assert shopee.push_identity(push_payload(), RAW_PUSH) == "2302748948493123953"
+    order_push = {"code": 3, "shop_id": 1, "data": {"ordersn": "X"}}
+    identity = shopee.push_identity(order_push, b'{"code": 3}')
+    assert identity == shopee.push_identity(order_push, b'{"code": 3}')
+    assert identity != shopee.push_identity(order_push, b'{"code": 3 }')
+
+
+def test_authorization_pushes_name_their_shops():
+    assert shopee.authorization_shop_ids({"code": 2, "shop_id": 947042923}) == [SHOP_ID]
+    expiry = {"code": 12, "data": {"shop_expire_soon": [947042923, "5", None], "page_no": 1}}
+    assert shopee.authorization_shop_ids(expiry) == [SHOP_ID, "5"]
+    assert shopee.authorization_shop_ids({"code": 12, "data": "?"}) == []
+
+
+def test_a_test_push_signed_with_another_key_names_the_test_key():
+    signature = shopee.push_signature("test-push-key", PUSH["callback_url"], RAW_PUSH)
+    error = rejected(signature)
+    assert error.status == 401 and "test push partner key" in error.reason
+
+
+# reads ----------------------------------------------------------------------------------------
+def test_shop_info_is_a_signed_get(fake, client):
+    access_token, _refresh = fake.issue_tokens()
+    info = client.get_shop_info(access_token, SHOP_ID)
+    assert info["shop_name"] == fake.shop_name
+    [received] = fake.requests
+    assert (received.method, received.path) == ("GET", shopee.SHOP_INFO_PATH)
+    assert received.query["shop_id"] == SHOP_ID and received.body == b""
+
+
+def test_messages_and_unread_count_are_read(fake, client):
+    access_token, _refresh = fake.issue_tokens()
+    fake.add_message("709", "m-1", "Oi", from_id=BUYER_ID)
+    fake.add_message("709", "m-2", "Olá!", from_id=SHOP_USER_ID, from_shop_id=SHOP_ID)
+    fake.unread_count = 3
+    answer = client.get_messages(access_token, SHOP_ID, "709", page_size=500)
+    assert [m["message_id"] for m in answer["response"]["messages"]] == ["m-2", "m-1"]
+    assert fake.requests[-1].query["page_size"] == str(shopee.MAX_MESSAGE_PAGE)
+    assert client.unread_conversation_count(access_token, SHOP_ID) == 3
+
+
+def test_a_shop_api_error_auth_means_authorize_again(fake, client):
+    fake.fail_next(error="error_auth", message="No permission for this shop.")
+    error = send_error(client.send_text, "token", SHOP_ID, BUYER_ID, "Oi")
+    assert isinstance(error, shopee.ReauthorizationRequired)
+    assert "authorize the app again" in error.reason

@@ -9,14 +9,19 @@ Inbound (push mechanism; answer 2xx with an empty body within 3 s, then work in 
   the console (a proxy that rewrites scheme or host breaks it). A digest over the body alone,
   reported by one integrator, is refused, with a reason that says so (onboarding aid).
 - :func:`decode_push` turns the raw body into a dict (413/400 otherwise).
-- :func:`push_shop_id` gives the shop id, to find the tenant (and refuse unknown shops).
+- :func:`push_shop_id` gives the shop id, to find the tenant (and refuse unknown shops);
+  :func:`push_identity` the push's key for deduplication (``msg_id``, else the webchat
+  message id, else a digest of the body); :func:`authorization_shop_ids` the shops a
+  (de)authorization or authorization-expiry push is about.
 - :func:`parse_push` gives a list of events: :class:`~.channels.InboundMessage` for a buyer's
   webchat message (push code 10), :class:`SkippedEvent` for everything else (the shop's own
   messages, other push codes, unknown kinds), never an exception.
 
 Outbound: :func:`split_text` and :func:`text_message_body` build ``POST
 /api/v2/sellerchat/send_message`` bodies; :meth:`ShopeeClient.send_text` sends them and
-returns Shopee's message ids. No reply window is documented for Shopee chat.
+returns Shopee's message ids. No reply window is documented for Shopee chat. Reads:
+:meth:`ShopeeClient.get_shop_info` (the channel's *Test*), :meth:`ShopeeClient.get_messages`
+and :meth:`ShopeeClient.unread_conversation_count` (the agents' tools).
 
 Signing (:func:`api_sign`, :func:`signed_query`): ``sign`` = hex HMAC-SHA256(partner key,
 partner_id + path + timestamp [+ access_token + shop_id for shop APIs]), in the query string
@@ -35,7 +40,8 @@ are its permanent subclasses.
 
 Unverified (see the channel reference, §6 and §11): the text limit (:data:`MAX_TEXT_LENGTH` is
 a conservative guess), rate-limit error codes, the error code for a used or revoked refresh
-token, and the content keys of non-text message types.
+token, the content keys of non-text message types, the ``data`` keys listing the shops of
+authorization pushes (codes 1, 2 and 12), and the key of the unread conversation count.
 """
 
 import hashlib
@@ -70,6 +76,11 @@ HOST_BRAZIL = "https://openplatform.shopee.com.br"
 HOST_CHINA = "https://openplatform.shopee.cn"
 HOST_SANDBOX = "https://openplatform.sandbox.test-stable.shopee.sg"
 SEND_MESSAGE_PATH = "/api/v2/sellerchat/send_message"
+GET_MESSAGE_PATH = "/api/v2/sellerchat/get_message"
+UNREAD_COUNT_PATH = "/api/v2/sellerchat/get_unread_conversation_count"
+SHOP_INFO_PATH = "/api/v2/shop/get_shop_info"
+# get_message pages hold at most this many messages (Shopee's documented maximum: unverified)
+MAX_MESSAGE_PAGE = 60
 TOKEN_GET_PATH = "/api/v2/auth/token/get"
 TOKEN_REFRESH_PATH = "/api/v2/auth/access_token/get"
 AUTH_PARTNER_PATH = "/api/v2/shop/auth_partner"
@@ -81,6 +92,8 @@ MAX_TEXT_LENGTH = 1000
 REFRESH_MARGIN = 300
 
 PUSH_WEBCHAT = 10
+PUSH_SHOP_DEAUTHORIZATION = 2
+PUSH_AUTHORIZATION_EXPIRY = 12
 # Push codes that are not chat messages, by what they mean (Shopee push config types).
 PUSH_KINDS = {
     1: "shop_authorization",
@@ -90,11 +103,17 @@ PUSH_KINDS = {
     12: "authorization_expiry",
 }
 
+# Lists of shop ids in the ``data`` of authorization pushes (unverified names: Shopee's push
+# pages describe "a list of shop and merchant IDs" without a sample).
+AUTHORIZATION_SHOP_LISTS = ("shop_expire_soon", "shop_id_list", "shop_ids")
 # Errors about the access token: refresh it and send again.
 ACCESS_TOKEN_ERRORS = frozenset({"invalid_access_token", "invalid_acceess_token"})
 # On the token endpoints, these mean the code or refresh token is no longer valid (used,
-# expired or revoked): unverified which one Shopee uses, so both re-authorize.
+# expired or revoked): unverified which one Shopee uses, so all re-authorize.
 AUTHORIZATION_ERRORS = frozenset({"error_auth", "invalid_refresh_token", "invalid_code"})
+# On shop APIs, the shop's authorization itself is gone (cancelled by the seller, or past its
+# yearly expiry): a new access token cannot help.
+SHOP_AUTHORIZATION_ERRORS = frozenset({"error_auth"})
 ERROR_REASONS = {
     "error_auth": "the request was not authorized (shop authorization or access token)",
     "error_sign": "the signature was refused (check the partner id and key, and the clock)",
@@ -103,8 +122,6 @@ ERROR_REASONS = {
 }
 # Unverified codes: any error code with one of these words is a rate limit or an overload.
 RETRYABLE_ERROR_WORDS = ("too_many", "rate_limit", "busy", "server", "inner")
-
-# A platform message that quotes a token or key is cut out of reasons.
 
 
 @dataclass(frozen=True)
@@ -168,7 +185,8 @@ def verify_push(push_partner_key, callback_url, raw_body, authorization):
     raise InboundRejected(
         401,
         "the Authorization signature does not match (check the live push partner key and "
-        "that the callback URL is exactly the registered one)",
+        "that the callback URL is exactly the registered one; the console's test pushes are "
+        "signed with the test push partner key instead)",
     )
 
 
@@ -186,6 +204,32 @@ def push_shop_id(payload):
         content = _webchat_content(payload)
         shop_id = _id_string(content.get("shop_id")) if content else None
     return shop_id
+
+
+def push_identity(payload, raw_body):
+    """The push's key for deduplication: Shopee's ``msg_id``, else the webchat message id,
+    else the SHA-256 of the raw body (a retry of a push is the same bytes)."""
+    identity = _id_string(payload.get("msg_id"))
+    if identity is None:
+        content = _webchat_content(payload)
+        identity = _id_string(content.get("message_id")) if content else None
+    return identity or hashlib.sha256(raw_body).hexdigest()
+
+
+def authorization_shop_ids(payload):
+    """The shops an authorization push (codes 1, 2, 12) is about, as strings: its
+    ``shop_id`` and the lists of shop ids in its ``data``."""
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    found = [payload.get("shop_id"), data.get("shop_id")]
+    for key in AUTHORIZATION_SHOP_LISTS:
+        if isinstance(data.get(key), list):
+            found += data[key]
+    shop_ids = []
+    for value in found:
+        shop_id = _id_string(value)
+        if shop_id and shop_id not in shop_ids:
+            shop_ids.append(shop_id)
+    return shop_ids
 
 
 def parse_push(payload, shop_user_ids=()):
@@ -429,20 +473,66 @@ class ShopeeClient:
         lifetime = _as_int(answer.get("expire_in")) or ACCESS_TOKEN_LIFETIME
         return ShopeeTokens(str(shop_id), access_token, refresh_token, now + lifetime)
 
+    def get_shop_info(self, access_token, shop_id):
+        """The shop's profile: ``shop_name``, ``region``, ``status``, ``expire_time`` (the
+        end of the seller's authorization, Unix seconds)..."""
+        return self._call("GET", SHOP_INFO_PATH, access_token=access_token, shop_id=shop_id)
+
+    def get_messages(self, access_token, shop_id, conversation_id, page_size=20, offset=None):
+        """A page of a conversation's messages, newest first: ``response.messages`` and
+        ``response.page_result.next_offset``."""
+        params = [
+            ("conversation_id", _id_string(conversation_id) or ""),
+            ("page_size", str(max(1, min(int(page_size), MAX_MESSAGE_PAGE)))),
+        ]
+        if offset:
+            params.append(("offset", str(offset)))
+        return self._call(
+            "GET", GET_MESSAGE_PATH, params=params, access_token=access_token, shop_id=shop_id
+        )
+
+    def unread_conversation_count(self, access_token, shop_id):
+        """How many of the shop's conversations have unread messages (None if not given)."""
+        answer = self._call("GET", UNREAD_COUNT_PATH, access_token=access_token, shop_id=shop_id)
+        response = answer.get("response") if isinstance(answer.get("response"), dict) else {}
+        return _as_int(response.get("total_unread_count"))
+
     def _post(self, path, body, access_token=None, shop_id=None, token_call=False):
+        return self._call(
+            "POST",
+            path,
+            body=body,
+            access_token=access_token,
+            shop_id=shop_id,
+            token_call=token_call,
+        )
+
+    def _call(
+        self,
+        method,
+        path,
+        body=None,
+        params=(),
+        access_token=None,
+        shop_id=None,
+        token_call=False,
+    ):
         query = signed_query(
             self._partner_key, self.partner_id, path, self._clock(), access_token, shop_id
         )
+        options = {"headers": {"Accept": "application/json"}}
+        if body is not None:
+            options["data"] = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            options["headers"]["Content-Type"] = "application/json"
         # the signed query carries the access token: send_request follows no redirect
         response = send_request(
             self._session,
-            "POST",
+            method,
             self.base_url + path,
             "Shopee",
-            params=query,
-            data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            params=[*params, *query],
             timeout=self.timeout,
+            **options,
         )
         return classify_answer(
             response.status_code,
@@ -480,6 +570,15 @@ def _error_for(error, status, headers, payload, token_call):
             "The Shopee authorization is no longer valid; the seller must authorize the app again.",
             status=status,
         )
+    if not token_call and error in SHOP_AUTHORIZATION_ERRORS:
+        return ReauthorizationRequired(
+            _reason(
+                "Shopee refused the shop's authorization; the seller must authorize the app again",
+                error,
+                payload,
+            ),
+            status=status,
+        )
     if error in ACCESS_TOKEN_ERRORS:
         return AccessTokenRejected(
             "Shopee refused the access token; refresh it and send again.", status=status
@@ -503,3 +602,58 @@ def _reason(prefix, error, payload):
         return f"{prefix}."
     message = clean_reason(payload.get("message"), hide_token_like=True)
     return f"{prefix} ({error}: {message})." if message else f"{prefix} ({error})."
+
+
+# reads ------------------------------------------------------------------------------------------
+def _page_messages(answer):
+    response = answer.get("response") if isinstance(answer, dict) else None
+    messages = response.get("messages") if isinstance(response, dict) else None
+    return (
+        [item for item in messages if isinstance(item, dict)] if isinstance(messages, list) else []
+    )
+
+
+def _from_shop(message, shop_id):
+    return _id_string(message.get("from_shop_id")) == str(shop_id)
+
+
+def push_conversation_id(payload):
+    """The conversation of a webchat message push, or None for any other push."""
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    content = _webchat_content(payload)
+    if _as_int(payload.get("code")) != PUSH_WEBCHAT or data.get("type") != "message" or not content:
+        return None
+    return _id_string(content.get("conversation_id"))
+
+
+def shop_user_id(answer, shop_id, payload):
+    """The shop's own chat user id, read from a ``get_message`` page of the pushed message's
+    conversation: the sender of a message the shop sent, else the recipient of the pushed
+    message when the page shows it came from a buyer; None when the page does not tell."""
+    messages = _page_messages(answer)
+    for message in messages:
+        if _from_shop(message, shop_id) and _id_string(message.get("from_id")):
+            return _id_string(message.get("from_id"))
+    content = _webchat_content(payload) or {}
+    pushed = _id_string(content.get("message_id"))
+    for message in messages:
+        if pushed and _id_string(message.get("message_id")) == pushed:
+            return _id_string(content.get("to_id"))
+    return None
+
+
+def conversation_messages(answer, shop_id):
+    """A ``get_message`` page as the agents read it: who wrote (``buyer`` or ``shop``), the
+    text (or a bracketed kind for other message types) and when."""
+    result = []
+    for message in _page_messages(answer):
+        body = _message_body(message.get("message_type"), message.get("content"))
+        result.append(
+            {
+                "message_id": _id_string(message.get("message_id")),
+                "from": "shop" if _from_shop(message, shop_id) else "buyer",
+                "text": body[0] if body else f"[{message.get('message_type')}]",
+                "created_timestamp": _as_int(message.get("created_timestamp")),
+            }
+        )
+    return result

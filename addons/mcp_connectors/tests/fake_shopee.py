@@ -1,14 +1,18 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 """A fake Shopee Open Platform (v2) on 127.0.0.1, for the tests (no Odoo import).
 
-It speaks the calls the Shopee channel makes: ``POST /api/v2/sellerchat/send_message`` (shop
-API) and ``POST /api/v2/auth/token/get`` / ``/api/v2/auth/access_token/get`` (public APIs).
+It speaks the calls the Shopee channel makes: ``POST /api/v2/sellerchat/send_message`` and the
+reads ``GET /api/v2/sellerchat/get_message``, ``/api/v2/sellerchat/get_unread_conversation_count``
+and ``/api/v2/shop/get_shop_info`` (shop APIs), and ``POST /api/v2/auth/token/get`` /
+``/api/v2/auth/access_token/get`` (public APIs).
 Like Shopee it checks the common query parameters (partner id, a timestamp younger than 5
 minutes, the HMAC ``sign``), the access token of the shop, and the body shape (JSON schemas
 taken from the fixtures in ``data/channels``), and it answers errors as HTTP 200 with a
 non-empty ``error``. Authorization codes and refresh tokens are single use; a refresh returns
 a new pair. Every request is recorded (:attr:`FakeShopee.requests`); the next answers can be
 forced (:meth:`FakeShopee.fail_next`: 429, 5xx, any error envelope, or no answer at all).
+Refreshes can be held at a gate (:meth:`FakeShopee.hold_refreshes`) so that a test decides
+when the first one finishes, whatever the other workers do meanwhile.
 
 The answers for a used or unknown refresh token (``error_auth``) and for a bad sign
 (``error_sign``) are representative: the exact Shopee texts are not documented.
@@ -32,6 +36,9 @@ DATA = Path(__file__).resolve().parent / "data" / "channels"
 SEND_MESSAGE_PATH = "/api/v2/sellerchat/send_message"
 TOKEN_GET_PATH = "/api/v2/auth/token/get"
 TOKEN_REFRESH_PATH = "/api/v2/auth/access_token/get"
+GET_MESSAGE_PATH = "/api/v2/sellerchat/get_message"
+UNREAD_COUNT_PATH = "/api/v2/sellerchat/get_unread_conversation_count"
+SHOP_INFO_PATH = "/api/v2/shop/get_shop_info"
 TIMESTAMP_VALIDITY = 300
 ACCESS_TOKEN_LIFETIME = 14400
 PARTNER_ID = 2001887
@@ -105,6 +112,12 @@ class FakeShopee(LoopbackServer):
         self.clock = clock
         self.requests = []
         self.messages = []
+        # conversation id -> its messages, oldest first, as get_message gives them
+        self.conversations = {}
+        self.shop_name = "Loja Teste"
+        self.unread_count = 0
+        self.refreshes = 0
+        self._refresh_gate = None
         self._answers = []
         self._codes = {}
         self._access_tokens = {}
@@ -136,6 +149,29 @@ class FakeShopee(LoopbackServer):
                 for token in [key for key, value in tokens.items() if value[0] == int(shop_id)]:
                     del tokens[token]
 
+    def hold_refreshes(self):
+        """Refreshes wait until :meth:`release_refreshes` (each still refused or answered
+        as usual then)."""
+        self._refresh_gate = threading.Event()
+
+    def release_refreshes(self):
+        self._refresh_gate.set()
+
+    def add_message(self, conversation_id, message_id, text, from_id, from_shop_id=0):
+        """A message of a conversation, as get_message lists it (``from_shop_id`` is the
+        shop's id when the shop sent it, else 0)."""
+        self.conversations.setdefault(str(conversation_id), []).append(
+            {
+                "message_id": str(message_id),
+                "conversation_id": str(conversation_id),
+                "from_id": int(from_id),
+                "from_shop_id": int(from_shop_id),
+                "message_type": "text",
+                "content": {"text": text},
+                "created_timestamp": int(self.clock()),
+            }
+        )
+
     def fail_next(
         self, status=200, error=None, message="", headers=None, payload=None, hold=False, after=0
     ):
@@ -157,15 +193,21 @@ class FakeShopee(LoopbackServer):
 
     def _answer(self, received):
         routes = {
-            SEND_MESSAGE_PATH: (True, SEND_MESSAGE_SCHEMA, self._send_message),
-            TOKEN_GET_PATH: (False, TOKEN_GET_SCHEMA, self._token_get),
-            TOKEN_REFRESH_PATH: (False, TOKEN_REFRESH_SCHEMA, self._token_refresh),
+            ("POST", SEND_MESSAGE_PATH): (True, SEND_MESSAGE_SCHEMA, self._send_message),
+            ("POST", TOKEN_GET_PATH): (False, TOKEN_GET_SCHEMA, self._token_get),
+            ("POST", TOKEN_REFRESH_PATH): (False, TOKEN_REFRESH_SCHEMA, self._token_refresh),
+            ("GET", GET_MESSAGE_PATH): (True, None, self._get_message),
+            ("GET", UNREAD_COUNT_PATH): (True, None, self._unread_count),
+            ("GET", SHOP_INFO_PATH): (True, None, self._shop_info),
         }
-        if received.method != "POST" or received.path not in routes:
+        route = routes.get((received.method, received.path))
+        if route is None:
             return Answer(404, {"error": "error_not_found", "message": "Wrong path."})
-        shop_api, schema, handle = routes[received.path]
+        shop_api, schema, handle = route
+        if received.path == TOKEN_REFRESH_PATH and self._refresh_gate is not None:
+            self._refresh_gate.wait(timeout=30)
         try:
-            body = self._checked_body(received, schema)
+            body = self._checked_body(received, schema) if schema else received.query
             with self._lock:
                 self._check_sign(received, shop_api)
                 result = handle(body)
@@ -218,12 +260,39 @@ class FakeShopee(LoopbackServer):
         )
         return {"response": response}
 
+    def _get_message(self, query):
+        messages = self.conversations.get(query.get("conversation_id"), [])
+        page_size = int(query.get("page_size") or 25)
+        if not 1 <= page_size <= 60:
+            raise ShopeeError("error_param", "Invalid page_size.")
+        page = list(reversed(messages))[:page_size]
+        return {
+            "response": {
+                "messages": page,
+                "page_result": {"page_size": len(page), "next_offset": "", "prev_offset": ""},
+            }
+        }
+
+    def _unread_count(self, _query):
+        return {"response": {"total_unread_count": self.unread_count}}
+
+    def _shop_info(self, _query):
+        return {
+            "shop_name": self.shop_name,
+            "region": "BR",
+            "status": "NORMAL",
+            "is_cb": False,
+            "auth_time": int(self.clock()) - 86400,
+            "expire_time": int(self.clock()) + 364 * 86400,
+        }
+
     def _token_get(self, body):
         if self._codes.pop(body["code"], None) != body["shop_id"]:
             raise ShopeeError("error_auth", "Invalid code.")
         return self._token_answer(body["shop_id"])
 
     def _token_refresh(self, body):
+        self.refreshes += 1
         entry = self._refresh_tokens.pop(body["refresh_token"], None)
         if entry is None or entry[0] != body["shop_id"]:
             raise ShopeeError("error_auth", "Invalid refresh_token.")
