@@ -628,3 +628,84 @@ def test_secrets_stay_out_of_reprs():
     client = amazon.LwaClient("client-id", "client-secret-value")
     assert "secret" not in repr(token) + repr(client)
     assert "secret" not in repr(amazon.AmazonMessagingClient())
+
+
+# routing, reply content, Sellers API ------------------------------------------------------------
+def test_routing_gives_every_recipient_and_the_message_id():
+    raw = buyer_email(
+        "Oi",
+        to="Loja <Atendimento@Loja.example.test>",
+        headers={"Cc": "copia@loja.example.test", "Delivered-To": "caixa@relay.example.test"},
+    )
+    recipients, message_id = amazon.email_routing(raw)
+    assert recipients == [
+        "caixa@relay.example.test",
+        "atendimento@loja.example.test",
+        "copia@loja.example.test",
+    ]
+    assert message_id == "<relay-1@marketplace.amazon.com.br>"
+    assert message_id == parsed(raw).message_id
+
+
+def test_routing_a_mail_without_message_id_keys_it_by_its_bytes():
+    raw = buyer_email("Oi", message_id=None)
+    _recipients, message_id = amazon.email_routing(raw)
+    assert message_id.startswith("sha256:") and message_id == parsed(raw).message_id
+    assert amazon.email_routing(buyer_email("Outro", message_id=None))[1] != message_id
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("Veja <b>isto</b>", "HTML"), ("Escreva para loja@example.test", "e-mail addresses")],
+)
+def test_reply_texts_with_html_or_addresses_are_refused(text, words):
+    error = send_error(amazon.check_reply_text, text)
+    assert words in error.reason and not error.retryable
+    assert amazon.check_reply_text("Seu pedido saiu hoje (rastreio BR123).")
+
+
+def test_reply_content_attaches_data_and_lists_links():
+    data = {"name": "nota.pdf", "mimetype": "application/pdf", "data": "JVBERg=="}
+    link = {"name": "foto.png", "url": "https://chatwoot.example.test/f/foto.png"}
+    text, files = amazon.reply_content("Segue.", [data, link, {"name": "vazio"}])
+    assert text == "Segue.\nfoto.png: https://chatwoot.example.test/f/foto.png"
+    assert files == [data]
+    assert amazon.reply_content("Oi", []) == ("Oi", [])
+
+
+def test_marketplace_participations_from_the_fake(fake, messaging):
+    token = fake.access_token()
+    assert messaging.get_marketplace_participations(token) == [
+        {"id": MARKETPLACE, "name": "Amazon.com.br", "country": "BR", "participating": True}
+    ]
+    request = fake.requests[0]
+    assert (request.method, request.path, request.query) == (
+        "GET",
+        amazon.PARTICIPATIONS_PATH,
+        {},
+    )
+    fake.expire(token)
+    error = send_error(messaging.get_marketplace_participations, token)
+    assert isinstance(error, amazon.AccessTokenRejected)
+
+
+def test_participations_without_marketplace_ids_are_left_out():
+    payload = {
+        "payload": [
+            {"marketplace": {"id": "X1"}},
+            {"marketplace": {"name": "no id"}, "participation": {"isParticipating": True}},
+            "junk",
+        ]
+    }
+    assert amazon.parse_participations(payload) == [
+        {"id": "X1", "name": "X1", "country": "", "participating": False}
+    ]
+    assert amazon.parse_participations(None) == []
+
+
+def test_regions_name_their_hosts():
+    assert amazon.SP_API_HOSTS == {
+        "na": amazon.SP_API_NA,
+        "eu": amazon.SP_API_EU,
+        "fe": amazon.SP_API_FE,
+    }

@@ -9,6 +9,8 @@ message types (channel reference §7).
 
 Inbound (the mail gateway hands over the raw RFC 822 bytes):
 
+- :func:`email_routing` gives the recipients (which name the seller mailbox, hence the
+  channel) and the delivery key of a mail, for the mail gateway.
 - :func:`parse_email` gives one event: an :class:`~.channels.InboundMessage` (contact = the
   buyer alias, thread = the order id, else the alias; the Message-ID for dedupe; quoted
   history and signatures cut; attachments as base64), or a :class:`SkippedEvent` for a bounce,
@@ -16,15 +18,19 @@ Inbound (the mail gateway hands over the raw RFC 822 bytes):
   from anyone else, or an empty message. The tenant is the mailbox the relay was sent to:
   ``metadata["recipients"]``.
 
-Outbound: :func:`build_reply` builds the reply e-mail (an ``EmailMessage``, not sent) from the
-authorised address to the alias, threaded with ``In-Reply-To``/``References``. SP-API
-Messaging: :data:`MESSAGE_TYPES`, :func:`parse_actions` (``getMessagingActionsForOrder``, HAL),
-:func:`message_request` (checked against the type's schema: text length, no HTML, no e-mail
-addresses) and :class:`AmazonMessagingClient`; :class:`LwaClient` refreshes the 1 h access
+Outbound: :func:`reply_content` and :func:`check_reply_text` turn a hub's reply into what a
+mail to Amazon may carry; :func:`build_reply` builds the reply e-mail (an ``EmailMessage``,
+not sent) from the authorised address to the alias, threaded with ``In-Reply-To``/
+``References``. SP-API Messaging: :data:`MESSAGE_TYPES`, :func:`parse_actions`
+(``getMessagingActionsForOrder``, HAL), :func:`message_request` (checked against the type's
+schema: text length, no HTML, no e-mail addresses), :class:`AmazonMessagingClient` (also the
+Sellers API's marketplace participations, the channel's test call) and
+:func:`tool_descriptors` (the agents' MCP tools); :class:`LwaClient` refreshes the 1 h access
 token. Failed calls raise :class:`~.channels.ChannelSendError` (retryable for 429, 5xx,
 timeouts and connection errors); :class:`AccessTokenRejected` (refresh, then send
-again) and :class:`ReauthorizationRequired` (``invalid_grant``: the seller must authorize
-the app again) are its permanent subclasses. Amazon expects answers to buyers within 24 h
+again), :class:`ReauthorizationRequired` (``invalid_grant``: the seller must authorize
+the app again) and :class:`LwaAppRefused` (the app's client id or secret) are its permanent
+subclasses. Amazon expects answers to buyers within 24 h
 (unverified); there is no reply window.
 
 The relay format is not documented and no verified sample exists (reference §7.2, §11.5).
@@ -76,13 +82,17 @@ from .channels import (
 SP_API_NA = "https://sellingpartnerapi-na.amazon.com"
 SP_API_EU = "https://sellingpartnerapi-eu.amazon.com"
 SP_API_FE = "https://sellingpartnerapi-fe.amazon.com"
+#: SP-API regional hosts: North America (US, CA, MX and Brazil), Europe, Far East.
+SP_API_HOSTS = {"na": SP_API_NA, "eu": SP_API_EU, "fe": SP_API_FE}
 LWA_TOKEN_URL = "https://api.amazon.com/auth/o2/token"
+PARTICIPATIONS_PATH = "/sellers/v1/marketplaceParticipations"
 MARKETPLACE_BRAZIL = "A2Q3Y263D00KWC"
 ACCESS_TOKEN_LIFETIME = 3600  # seconds, when the answer has no expires_in
 MAX_ATTACHMENTS = 5
 USER_AGENT = "mcp-connectors/1.0 (Language=Python)"
 
-ORDER_ID = re.compile(r"(?<![\d-])(\d{3}-\d{7}-\d{7})(?![\d-])")
+ORDER_ID_PATTERN = r"\d{3}-\d{7}-\d{7}"
+ORDER_ID = re.compile(rf"(?<![\d-])({ORDER_ID_PATTERN})(?![\d-])")
 ALIAS_DOMAIN = re.compile(r"marketplace\.amazon\.(?:com|[a-z]{2}|co\.[a-z]{2}|com\.[a-z]{2})")
 AMAZON_DOMAIN = re.compile(r"(?:.+\.)?amazon\.(?:com|[a-z]{2}|co\.[a-z]{2}|com\.[a-z]{2})")
 # Local parts at the alias domain that are Amazon's own senders, not buyers.
@@ -169,6 +179,15 @@ MESSAGE_TYPES = {
 }
 
 
+class LwaAppRefused(ChannelSendError):
+    """LWA refused the app itself (its client id or secret): permanent; ``error`` is LWA's
+    code (``invalid_client``, ``unauthorized_client``)."""
+
+    def __init__(self, reason, error, status=None):
+        super().__init__(reason, status=status)
+        self.error = error
+
+
 @dataclass(frozen=True)
 class LwaToken:
     """An LWA access token and the refresh token to keep (LWA returns the same one)."""
@@ -200,6 +219,15 @@ def find_order_id(subject, body):
 
 
 # inbound ----------------------------------------------------------------------------------------
+def email_routing(raw):
+    """``(recipients, message_id)`` of a mail (its RFC 822 bytes): the addresses it was sent
+    to (``Delivered-To``, ``X-Original-To``, ``To``, ``Cc``; lower-case), which name the
+    seller mailbox and so the channel, and the key of its delivery (as :func:`parse_email`
+    gives it)."""
+    message = email.message_from_bytes(bytes(raw), policy=policy.default)
+    return _recipients(message), _message_id(message, raw)
+
+
 def parse_email(raw, seller_addresses=()):
     """The event of one e-mail of the seller's mailbox (``raw``: its RFC 822 bytes).
 
@@ -472,6 +500,32 @@ def reply_subject(subject, order_id=None):
     return f"Re: {subject}"
 
 
+def check_reply_text(text):
+    """Refuse what Amazon's messaging rules forbid in a text for a buyer: HTML and e-mail
+    addresses (Amazon blocks or removes them).
+
+    :raise ChannelSendError: (permanent) naming what is wrong
+    """
+    if HTML_TAG.search(text or ""):
+        raise ChannelSendError("Amazon messages may not contain HTML.")
+    if EMAIL_ADDRESS.search(text or ""):
+        raise ChannelSendError("Amazon messages may not contain e-mail addresses.")
+    return text
+
+
+def reply_content(text, attachments):
+    """``(text, attachments)`` of a reply e-mail from a reply of the hub: files given as
+    ``data`` are attached; files known only by URL are listed under the text (a mail carries
+    files, it cannot point the relay at them)."""
+    files = [item for item in attachments if item.get("data")]
+    links = [
+        f"{item.get('name') or 'attachment'}: {item['url']}"
+        for item in attachments
+        if not item.get("data") and item.get("url")
+    ]
+    return "\n".join([text or "", *links]).strip(), files
+
+
 def build_reply(
     from_address,
     buyer_alias,
@@ -584,11 +638,7 @@ def _checked_text(kind, text):
             f"The text has {len(text)} characters; a {kind.name} message allows at most "
             f"{kind.text_limit}."
         )
-    if HTML_TAG.search(text):
-        raise ChannelSendError("Amazon messages may not contain HTML.")
-    if EMAIL_ADDRESS.search(text):
-        raise ChannelSendError("Amazon messages may not contain e-mail addresses.")
-    return text
+    return check_reply_text(text)
 
 
 def _checked_attachments(kind, attachments):
@@ -640,7 +690,13 @@ class AmazonMessagingClient:
         path = message_path(order_id, message_type)
         self._call("POST", path, access_token, marketplace_id, body)
 
-    def _call(self, method, path, access_token, marketplace_id, body=None):
+    def get_marketplace_participations(self, access_token):
+        """The marketplaces the seller takes part in (Sellers API
+        ``getMarketplaceParticipations``, see :func:`parse_participations`): the cheapest
+        authenticated call, for the channel's test."""
+        return parse_participations(self._call("GET", PARTICIPATIONS_PATH, access_token))
+
+    def _call(self, method, path, access_token, marketplace_id=None, body=None):
         headers = {
             "x-amz-access-token": access_token,
             "Accept": "application/hal+json, application/json",
@@ -655,7 +711,7 @@ class AmazonMessagingClient:
             method,
             self.base_url + path,
             "SP-API",
-            params={"marketplaceIds": marketplace_id},
+            params={"marketplaceIds": marketplace_id} if marketplace_id else None,
             data=data,
             headers=headers,
             timeout=self.timeout,
@@ -663,6 +719,29 @@ class AmazonMessagingClient:
         return classify_sp_api(
             response.status_code, response.headers, json_or_none(response, objects_only=True)
         )
+
+
+def parse_participations(payload):
+    """``[{"id", "name", "country", "participating"}]`` of a ``getMarketplaceParticipations``
+    answer (``payload[]{marketplace{id, name, countryCode}, participation{isParticipating}}``),
+    entries without a marketplace id left out."""
+    entries = payload.get("payload") if isinstance(payload, dict) else None
+    participations = []
+    for entry in entries if isinstance(entries, list) else []:
+        marketplace = entry.get("marketplace") if isinstance(entry, dict) else None
+        if not isinstance(marketplace, dict) or not isinstance(marketplace.get("id"), str):
+            continue
+        participation = entry.get("participation")
+        participation = participation if isinstance(participation, dict) else {}
+        participations.append(
+            {
+                "id": marketplace["id"],
+                "name": str(marketplace.get("name") or marketplace["id"]),
+                "country": str(marketplace.get("countryCode") or ""),
+                "participating": participation.get("isParticipating") is True,
+            }
+        )
+    return participations
 
 
 def classify_sp_api(status, headers, payload):
@@ -709,6 +788,71 @@ def _sp_api_wait(headers):
     except ValueError:
         return None
     return math.ceil(1 / rate) if rate > 0 else None
+
+
+# MCP tools --------------------------------------------------------------------------------------
+ACTIONS_TOOL = "amazon_messaging_actions"
+SEND_TOOL = "amazon_send_order_message"
+_ORDER_ID_SCHEMA = {
+    "type": "string",
+    "pattern": f"^{ORDER_ID_PATTERN}$",
+    "description": "The Amazon order id, like 123-1234567-1234567.",
+}
+
+
+def tool_descriptors():
+    """The MCP definitions of the Amazon tools: what the buyer of an order may be sent now,
+    and sending one templated SP-API message (text types only: the others need files
+    uploaded first)."""
+    text_types = sorted(name for name, kind in MESSAGE_TYPES.items() if kind.text_limit)
+    return [
+        {
+            "name": ACTIONS_TOOL,
+            "description": (
+                "The SP-API message types the seller may send now to the buyer of an Amazon "
+                "order, and the buyer's language (write the message in it). Amazon has no chat: "
+                "these templated messages are the only messages the seller can start."
+            ),
+            "input_schema": {
+                "type": "object",
+                "properties": {"order_id": _ORDER_ID_SCHEMA},
+                "required": ["order_id"],
+                "additionalProperties": False,
+            },
+            "annotations": {
+                "read_only": True,
+                "destructive": False,
+                "idempotent": True,
+                "open_world": True,
+            },
+        },
+        {
+            "name": SEND_TOOL,
+            "description": (
+                "Send the buyer of an Amazon order one templated message of a type that "
+                f"{ACTIONS_TOOL} lists for the order now (unexpectedProblem: a delay or a "
+                "problem with the order; confirmDeliveryDetails, confirmOrderDetails...). "
+                "Plain text in the buyer's language, no HTML, no e-mail addresses, no links "
+                "unrelated to the order; at most 2000 characters (800 or 400 for some types)."
+            ),
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "order_id": _ORDER_ID_SCHEMA,
+                    "message_type": {"type": "string", "enum": text_types},
+                    "text": {"type": "string", "minLength": 1, "maxLength": 2000},
+                },
+                "required": ["order_id", "message_type", "text"],
+                "additionalProperties": False,
+            },
+            "annotations": {
+                "read_only": False,
+                "destructive": False,
+                "idempotent": False,
+                "open_world": True,
+            },
+        },
+    ]
 
 
 # LWA tokens -------------------------------------------------------------------------------------
@@ -782,8 +926,8 @@ def classify_lwa(status, headers, payload):
             status=status,
         )
     if error in ("invalid_client", "unauthorized_client"):
-        raise ChannelSendError(
-            f"LWA refused the app's client id or secret ({error}).", status=status
+        raise LwaAppRefused(
+            f"LWA refused the app's client id or secret ({error}).", error, status=status
         )
     access_token = payload.get("access_token") if payload else None
     if not 200 <= status < 300 or error or not isinstance(access_token, str) or not access_token:

@@ -4,7 +4,8 @@ on 127.0.0.1, and a builder of relayed buyer e-mails.
 
 :class:`FakeAmazon` answers ``GET /messaging/v1/orders/{id}`` (HAL actions),
 ``GET /messaging/v1/orders/{id}/attributes``, ``POST /messaging/v1/orders/{id}/messages/{type}``
-(201, empty body) and ``POST /auth/o2/token`` (form, ``grant_type=refresh_token``). Like
+(201, empty body), ``GET /sellers/v1/marketplaceParticipations`` (the seller takes part in
+Amazon.com.br) and ``POST /auth/o2/token`` (form, ``grant_type=refresh_token``). Like
 Amazon it checks the ``x-amz-access-token`` header (403 ``Unauthorized`` when expired or
 unknown), exactly one ``marketplaceIds``, the body against the message type's schema (from
 the Messaging API model, stricter in requiring ``text`` for text-only types), that the type is
@@ -37,6 +38,23 @@ MARKETPLACE_ID = "A2Q3Y263D00KWC"
 CLIENT_ID = "amzn1.application-oa2-client.example"
 CLIENT_SECRET = "amzn1.oa2-cs.v1.example-client-secret"
 TOKEN_PATH = "/auth/o2/token"
+PARTICIPATIONS_PATH = "/sellers/v1/marketplaceParticipations"
+# The Sellers API answer for a seller of Amazon.com.br (shape of getMarketplaceParticipations).
+PARTICIPATIONS = {
+    "payload": [
+        {
+            "marketplace": {
+                "id": "A2Q3Y263D00KWC",
+                "countryCode": "BR",
+                "name": "Amazon.com.br",
+                "defaultCurrencyCode": "BRL",
+                "defaultLanguageCode": "pt_BR",
+                "domainName": "www.amazon.com.br",
+            },
+            "participation": {"isParticipating": True, "hasSuspendedListings": False},
+        }
+    ]
+}
 ACCESS_TOKEN_LIFETIME = 3600
 ORDER_PATH = re.compile(r"^/messaging/v1/orders/(?P<order>[^/]+)(?P<rest>/.*)?$")
 
@@ -164,6 +182,10 @@ class FakeAmazon(LoopbackServer):
                 return self._token(received)
         match = ORDER_PATH.match(received.path)
         try:
+            if received.path == PARTICIPATIONS_PATH and received.method == "GET":
+                with self._lock:
+                    self._check_token(received)
+                return Answer(200, PARTICIPATIONS, self._headers())
             if match is None:
                 raise AmazonError(404, "NotFound", "The resource specified does not exist.")
             with self._lock:
@@ -176,6 +198,11 @@ class FakeAmazon(LoopbackServer):
         return {"x-amzn-RequestId": str(uuid.uuid4()), "x-amzn-RateLimit-Limit": "1.0"}
 
     def _check_access(self, received):
+        self._check_token(received)
+        if len(received.query.get("marketplaceIds", [])) != 1:
+            raise AmazonError(400, "InvalidInput", "Invalid Input", "marketplaceIds")
+
+    def _check_token(self, received):
         expires_at = self._access_tokens.get(received.headers.get("x-amz-access-token"))
         if expires_at is None or expires_at < self.clock():
             raise AmazonError(
@@ -184,8 +211,6 @@ class FakeAmazon(LoopbackServer):
                 "Access to requested resource is denied.",
                 "The access token you provided has expired.",
             )
-        if len(received.query.get("marketplaceIds", [])) != 1:
-            raise AmazonError(400, "InvalidInput", "Invalid Input", "marketplaceIds")
 
     def _order_call(self, received, order_id, rest):
         order = self.orders.get(order_id)
