@@ -57,7 +57,7 @@ class McpChannelWebhook(http.Controller):
         # read-only cursor makes Odoo replay the whole request
         readonly=False,
     )
-    def receive(self, token):
+    def receive(self, token, **_params):  # a platform's handshake arrives as query parameters
         httprequest = request.httprequest
         channel = _channel_of(token)
         if channel and channel.channel_type != "webhook":
