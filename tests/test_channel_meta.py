@@ -828,3 +828,40 @@ def test_token_answer_without_a_token_is_an_error():
         "expires_at": None,
     }
     assert not send_error(meta.parse_token, {"token_type": "bearer"}).retryable
+
+
+def test_whatsapp_template_body_fills_the_body_parameters(graph):
+    body = meta.whatsapp_template_body("+5511988887777", "pedido_enviado", "pt_BR", ["João", 42])
+    assert body == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "5511988887777",
+        "type": "template",
+        "template": {
+            "name": "pedido_enviado",
+            "language": {"code": "pt_BR"},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "text": "João"},
+                        {"type": "text", "text": "42"},
+                    ],
+                }
+            ],
+        },
+    }
+    bare = meta.whatsapp_template_body("BR.1502576394655843", "hello_world", "en_US")
+    assert bare["recipient"] == "BR.1502576394655843" and "components" not in bare["template"]
+    assert client(graph).send_message(WA_PHONE_ID, body).startswith("wamid.")
+
+
+def test_get_node_reads_the_account_with_the_token(graph):
+    node = client(graph).get_node(WA_PHONE_ID, ["display_phone_number", "verified_name"])
+    assert node["verified_name"] == "Loja Exemplo"
+    (request,) = graph.requests
+    assert (request.method, request.path) == ("GET", f"/v25.0/{WA_PHONE_ID}")
+    assert request.query["fields"] == ["display_phone_number,verified_name"]
+    assert "access_token" not in request.query
+    error = send_error(client(graph).get_node, "404404", ["name"])
+    assert "error 100" in error.reason and not error.retryable

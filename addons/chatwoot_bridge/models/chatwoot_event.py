@@ -169,7 +169,14 @@ class ChatwootEvent(models.Model):
             forward = self.env["chatwoot.hub.message"]._forward
             attachments = event.attachments
             actions.append(
-                partial(forward, conversation, event.message_id, event.text, attachments)
+                partial(
+                    forward,
+                    conversation,
+                    event.message_id,
+                    event.text,
+                    attachments,
+                    by_human=event.human_reply,
+                )
             )
             outcome = "forward"
             details.append("sent back to the channel")

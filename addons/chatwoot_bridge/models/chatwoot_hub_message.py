@@ -1,5 +1,6 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 import logging
+from datetime import UTC
 
 import psycopg2
 
@@ -54,6 +55,11 @@ class ChatwootHubMessage(models.Model):
     text = fields.Text(readonly=True)
     attachments = fields.Json(readonly=True)
     metadata = fields.Json(readonly=True)
+    by_human = fields.Boolean(
+        readonly=True,
+        help="A reply a person wrote (not the AI): some channels accept it longer after the "
+        "customer's last message.",
+    )
     state = fields.Selection(
         [("pending", "Pending"), ("done", "Done"), ("failed", "Failed")],
         default="pending",
@@ -144,9 +150,10 @@ class ChatwootHubMessage(models.Model):
         return self._record(values, unique)
 
     @api.model
-    def _forward(self, conversation, chatwoot_message_id, text, attachments=()):
-        """A reply written in a hub conversation (by a person or the AI), on its way back to
-        the customer's channel; nothing for a conversation of Chatwoot's own channels."""
+    def _forward(self, conversation, chatwoot_message_id, text, attachments=(), by_human=False):
+        """A reply written in a hub conversation (by a person, ``by_human``, or the AI), on its
+        way back to the customer's channel; nothing for a conversation of Chatwoot's own
+        channels."""
         if not conversation.channel_connector_id:
             return self.browse()
         values = {
@@ -160,6 +167,7 @@ class ChatwootHubMessage(models.Model):
             "contact": conversation.external_contact,
             "text": text,
             "attachments": [hub.outgoing_attachment(item) for item in attachments],
+            "by_human": by_human,
         }
         unique = [
             ("account_id", "=", conversation.account_id.id),
@@ -276,23 +284,105 @@ class ChatwootHubMessage(models.Model):
         self.ensure_one()
         if self.state != "pending":
             return self.state
+        connector = self.channel_connector_id.sudo()
+        parts_sent = self._parts_sent()
         try:
-            result = self.channel_connector_id.sudo().send_reply(
+            result = connector.send_reply(
                 self.external_thread_id,
                 self.contact or {},
                 self.text or "",
                 attachments=self.attachments or [],
                 metadata={
-                    "delivery_id": f"chatwoot-{self.account_id.id}-{self.chatwoot_message_id}"
+                    "delivery_id": f"chatwoot-{self.account_id.id}-{self.chatwoot_message_id}",
+                    "last_customer_at": self._last_customer_at(connector, self.external_thread_id),
+                    "by_human": self.by_human,
+                    "parts_sent": len(parts_sent),
                 },
             )
         except ChannelSendError as error:
+            # a reply split in parts: the parts sent are not sent again by the next try
+            for index, part_id in enumerate(getattr(error, "sent_ids", ()), len(parts_sent)):
+                self.env["chatwoot.sent.message"]._remember(
+                    self.account_id, self._part_key(index), part_id or "-"
+                )
             outcome = self._job_failed(error.reason, error.retryable, error.retry_after)
             self._report_status_later("failed", error.reason)
             return outcome
-        self.write({"state": "done", "error": False, "done_at": fields.Datetime.now()})
+        # the channel's id of the message (its first part), to match later delivery statuses
+        external_id = (parts_sent or [result.get("external_id")])[0]
+        self.write(
+            {
+                "state": "done",
+                "error": False,
+                "done_at": fields.Datetime.now(),
+                "external_message_id": external_id or False,
+            }
+        )
         self._report_status_later("delivered")
         return self.env._("Sent: %(result)s", result=result)
+
+    def _part_key(self, index):
+        return f"out:{self.id}:part:{index}"
+
+    def _parts_sent(self):
+        """The channel's ids of the parts of this reply an earlier try sent (committed at
+        once, whatever that try's transaction did)."""
+        sent, ids = self.env["chatwoot.sent.message"], []
+        while part_id := sent._posted(self.account_id, self._part_key(len(ids))):
+            ids.append(part_id)
+        return ids
+
+    @api.model
+    def _last_customer_at(self, connector, thread_id):
+        """When the customer of the connector's thread last wrote (epoch seconds: the
+        platform's time of the message, else when it came), or None."""
+        latest = self.sudo().search(
+            [
+                ("channel_connector_id", "=", connector.id),
+                ("direction", "=", "in"),
+                ("external_thread_id", "=", thread_id),
+            ],
+            order="id desc",
+            limit=1,
+        )
+        if not latest:
+            return None
+        sent_at = (latest.metadata or {}).get("sent_at")
+        if isinstance(sent_at, int) and not isinstance(sent_at, bool):
+            return sent_at
+        return int(latest.create_date.replace(tzinfo=UTC).timestamp())
+
+    @api.model
+    def _delivery_status(self, connector, external_message_id, status, error=None):
+        """A reply's fate as the channel reported it later: a failure fails the message here
+        and in Chatwoot; a read is shown in Chatwoot. Whether the reply was found."""
+        message = self.sudo().search(
+            [
+                ("channel_connector_id", "=", connector.id),
+                ("direction", "=", "out"),
+                ("external_message_id", "=", external_message_id),
+            ],
+            limit=1,
+        )
+        if not message:
+            return False
+        if status == "failed":
+            message.write({"state": "failed", "error": (error or "")[:250]})
+            _logger.warning("Hub message %s failed on the channel: %s", message.id, error)
+        message._report_status_later(status, error)
+        return True
+
+    @api.model
+    def _move_thread(self, connector, old_thread_id, thread_id):
+        """File the connector's thread ``old_thread_id`` under ``thread_id`` (its conversation
+        and messages), unless ``thread_id`` already has a conversation."""
+        conversations = self.env["chatwoot.conversation"].sudo()
+        domain = [("channel_connector_id", "=", connector.id)]
+        if conversations.search_count([*domain, ("external_thread_id", "=", thread_id)]):
+            return
+        old = [*domain, ("external_thread_id", "=", old_thread_id)]
+        conversations.search(old).write({"external_thread_id": thread_id})
+        self.sudo().search(old).write({"external_thread_id": thread_id})
 
     def _report_status_later(self, status, error=None):
         """The delivery's status goes on the Chatwoot message in a job of its own: Chatwoot

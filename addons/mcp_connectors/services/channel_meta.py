@@ -34,12 +34,15 @@ Outbound (the reply job):
   tag; WhatsApp after 24 h: an approved template only) -> :class:`ReplyWindow`.
 - :func:`text_messages`: the request bodies of a text reply, split under the platform's limit
   (:data:`TEXT_LIMITS`) at paragraph, sentence or word boundaries (:func:`split_text`).
+- :func:`whatsapp_template_body`: an approved template message (re-engaging a customer after
+  the 24 h window).
 - :class:`GraphClient`: ``send_messages`` (the platform's message ids, or
   :class:`PartialSendError` saying which parts are left), ``mark_read`` (WhatsApp),
-  ``mark_seen`` (Messenger/Instagram). Every failure is a ``ChannelSendError``
-  (:func:`graph_error`): retryable for 408/429/5xx, timeouts, connection errors and Meta's
-  rate-limit and transient error codes (with their wait); :class:`ReauthorizationRequired` for
-  an invalid/expired/revoked token (code 190); permanent otherwise.
+  ``mark_seen`` (Messenger/Instagram), ``get_node`` (the channels' *Test*). Every failure is
+  a ``ChannelSendError`` (:func:`graph_error`): retryable for 408/429/5xx, timeouts,
+  connection errors and Meta's rate-limit and transient error codes (with their wait);
+  :class:`ReauthorizationRequired` for an invalid/expired/revoked token (code 190); permanent
+  otherwise.
 - Instagram Login tokens (60 days): :func:`refresh_instagram_token` -> ``{"access_token",
   "expires_in", "expires_at"}``. WhatsApp system-user and Messenger Page tokens have no refresh.
 
@@ -674,16 +677,37 @@ def text_messages(platform, recipient, text, window, reply_to=None):
 
 def whatsapp_text_body(recipient, text, reply_to=None):
     """A WhatsApp text message to a phone number, or to a BSUID when ``recipient`` is not one."""
+    body = _whatsapp_envelope(recipient)
+    if reply_to:
+        body["context"] = {"message_id": reply_to}
+    body["type"] = "text"
+    body["text"] = {"preview_url": False, "body": text}
+    return body
+
+
+def whatsapp_template_body(recipient, name, language, parameters=()):
+    """An approved WhatsApp template message (the only kind WhatsApp accepts outside the 24 h
+    window), its body's ``{{n}}`` placeholders filled with ``parameters`` in order."""
+    body = _whatsapp_envelope(recipient)
+    template = {"name": name, "language": {"code": language}}
+    if parameters:
+        template["components"] = [
+            {"type": "body", "parameters": [{"type": "text", "text": str(p)} for p in parameters]}
+        ]
+    body["type"] = "template"
+    body["template"] = template
+    return body
+
+
+def _whatsapp_envelope(recipient):
+    """The start of a WhatsApp message to a phone number, or to a BSUID when ``recipient`` is
+    not one."""
     body = {"messaging_product": "whatsapp", "recipient_type": "individual"}
     address = recipient.strip().lstrip("+")
     if address.isdigit():
         body["to"] = address
     else:  # a business-scoped user id (field unverified, channels.md §11)
         body["recipient"] = recipient.strip()
-    if reply_to:
-        body["context"] = {"message_id": reply_to}
-    body["type"] = "text"
-    body["text"] = {"preview_url": False, "body": text}
     return body
 
 
@@ -771,6 +795,19 @@ class GraphClient:
                     raise
                 raise PartialSendError(error, sent_ids, bodies[index:]) from None
         return sent_ids
+
+    def get_node(self, node_id, fields):
+        """GET ``/{node_id}?fields=...`` (a phone number, a Page, ``me``): one cheap
+        authenticated read, the node's JSON."""
+        return _call(
+            "GET",
+            f"{self.base_url}/{self.version}/{node_id}",
+            self.timeout,
+            self.session,
+            self._access_token,
+            headers={"Authorization": f"Bearer {self._access_token}"},
+            params={"fields": ",".join(fields)},
+        )
 
     def mark_read(self, phone_number_id, message_id):
         """WhatsApp: mark the customer's message ``message_id`` as read (blue ticks)."""

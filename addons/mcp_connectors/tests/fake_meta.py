@@ -8,6 +8,9 @@
   ``access_token`` parameter, as Graph accepts both), that the account exists, and the body
   against the shapes of the fixtures in ``data/channels`` (text limits included), and answers
   like the fixtures, with fresh message ids.
+- ``GET /{version}/{account id or me}?fields=...``: the node (a phone number's display number
+  and verified name, a Page's or an Instagram account's name), as the *Test* buttons read it.
+  ``me`` is the account of the token (:attr:`FakeGraph.me`).
 - ``GET /refresh_access_token`` (graph.instagram.com): the Instagram Login token refresh.
 
 Errors come in Graph's envelope (``{"error": {"message", "type", "code", ...}}``). A test can
@@ -139,6 +142,34 @@ WHATSAPP_TEXT = {
     "oneOf": [{"required": ["to"]}, {"required": ["recipient"]}],
     "additionalProperties": False,
 }
+WHATSAPP_TEMPLATE = {
+    "type": "object",
+    "required": ["messaging_product", "type", "template"],
+    "properties": {
+        "messaging_product": {"const": "whatsapp"},
+        "recipient_type": {"const": "individual"},
+        "to": WHATSAPP_TEXT["properties"]["to"],
+        "recipient": WHATSAPP_TEXT["properties"]["recipient"],
+        "type": {"const": "template"},
+        "template": {
+            "type": "object",
+            "required": ["name", "language"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9_]{1,512}$"},
+                "language": {
+                    "type": "object",
+                    "required": ["code"],
+                    "properties": {"code": {"type": "string", "minLength": 2}},
+                    "additionalProperties": False,
+                },
+                "components": {"type": "array"},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "oneOf": [{"required": ["to"]}, {"required": ["recipient"]}],
+    "additionalProperties": False,
+}
 WHATSAPP_READ = {
     "type": "object",
     "required": ["messaging_product", "status", "message_id"],
@@ -158,7 +189,9 @@ INSTAGRAM_TEXT = _page_text_schema(1000, ["HUMAN_AGENT"], False)
 def body_schema(platform, body):
     """The schema a ``/messages`` body of ``platform`` must match."""
     if platform == "whatsapp":
-        return WHATSAPP_READ if "status" in body else WHATSAPP_TEXT
+        if "status" in body:
+            return WHATSAPP_READ
+        return WHATSAPP_TEMPLATE if body.get("type") == "template" else WHATSAPP_TEXT
     if "sender_action" in body:
         return SENDER_ACTION
     return MESSENGER_TEXT if platform == "messenger" else INSTAGRAM_TEXT
@@ -168,9 +201,11 @@ class FakeGraph(LoopbackServer):
     """Running once made (``with FakeGraph() as graph:``, or ``stop()`` it); ``url`` is the base
     URL to give the client (it adds the version)."""
 
-    def __init__(self, access_token=ACCESS_TOKEN, accounts=None, version=GRAPH_VERSION):
+    def __init__(self, access_token=ACCESS_TOKEN, accounts=None, version=GRAPH_VERSION, me=None):
         self.version = version
         self.accounts = dict(ACCOUNTS if accounts is None else accounts)
+        #: the account ``me`` stands for (a Page token's Page, an Instagram user token's account)
+        self.me = me
         self.requests = []
         self.sent = []  # (account id, body) of every accepted /messages call
         self._tokens = {access_token}
@@ -227,13 +262,12 @@ class FakeGraph(LoopbackServer):
         parts = path.strip("/").split("/")
         if method == "GET" and parts == ["refresh_access_token"]:
             return self._refresh(query)
-        if (
-            method == "POST"
-            and len(parts) == 3
-            and parts[0] == self.version
-            and parts[2] == "messages"
-        ):
-            return self._messages(parts[1], headers, body)
+        if parts[0] == self.version and len(parts) >= 2:
+            account_id = self.me if parts[1] == "me" and self.me else parts[1]
+            if method == "GET" and len(parts) == 2:
+                return self._node(account_id)
+            if method == "POST" and len(parts) == 3 and parts[2] == "messages":
+                return self._messages(account_id, headers, body)
         return Answer(400, error_envelope(2500, "Unknown path components: " + path))
 
     def _check_token(self, headers, query):
@@ -264,16 +298,25 @@ class FakeGraph(LoopbackServer):
             200, {"access_token": token, "token_type": "bearer", "expires_in": TOKEN_LIFETIME}
         )
 
+    def _node(self, account_id):
+        platform = self.accounts.get(account_id)
+        if platform is None:
+            return _unknown_object("get", account_id)
+        if platform == "whatsapp":
+            return Answer(
+                200,
+                {
+                    "id": account_id,
+                    "display_phone_number": "+55 11 99999-0000",
+                    "verified_name": "Loja Exemplo",
+                },
+            )
+        return Answer(200, {"id": account_id, "name": "Loja Exemplo", "username": "lojaexemplo"})
+
     def _messages(self, account_id, headers, raw):
         platform = self.accounts.get(account_id)
         if platform is None:
-            message = (
-                f"Unsupported post request. Object with ID '{account_id}' does not exist, cannot "
-                "be loaded due to missing permissions, or does not support this operation."
-            )
-            return Answer(
-                400, error_envelope(100, message, subcode=33, error_type="GraphMethodException")
-            )
+            return _unknown_object("post", account_id)
         if not (headers.get("Content-Type") or "").startswith("application/json"):
             return Answer(400, error_envelope(100, "(#100) The request body must be JSON"))
         try:
@@ -311,3 +354,11 @@ class FakeGraph(LoopbackServer):
         with self._lock:
             self._counter += 1
             return f"{prefix}{self._counter:06d}"
+
+
+def _unknown_object(method, account_id):
+    message = (
+        f"Unsupported {method} request. Object with ID '{account_id}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation."
+    )
+    return Answer(400, error_envelope(100, message, subcode=33, error_type="GraphMethodException"))

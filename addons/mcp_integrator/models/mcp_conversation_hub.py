@@ -27,3 +27,21 @@ class McpConversationHub(models.AbstractModel):
                 channel=channel.display_name,
             )
         )
+
+    @api.model
+    def _mcp_delivery_status(self, channel, external_message_id, status, error=None):
+        """The channel learnt later how a reply it sent fared (``status``: ``read`` or
+        ``failed``, with the platform's ``error``), e.g. WhatsApp refusing a message outside
+        its 24 h window after accepting it. Whether the hub knew the message."""
+        return False
+
+    @api.model
+    def _mcp_move_thread(self, channel, old_thread_id, thread_id):
+        """The channel's customer of ``old_thread_id`` is known as ``thread_id`` from now on
+        (WhatsApp: a business-scoped user id after the phone number): the hub files the
+        thread's conversation under the new id, so the customer keeps one conversation."""
+
+    @api.model
+    def _mcp_last_customer_at(self, channel, thread_id):
+        """When the customer of ``thread_id`` last wrote (epoch seconds), or None: the reply
+        windows of the platforms count from it."""
