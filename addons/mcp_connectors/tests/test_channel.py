@@ -25,6 +25,7 @@ from .common import McpConnectorsCase
 
 SECRET = "channel-secret-5f0c9a7e1d"
 CONTROLLER_LOGGER = "odoo.addons.mcp_connectors.controllers.channel_webhook"
+CHANNEL_LOGGER = "odoo.addons.mcp_connectors.models.mcp_channel"
 
 
 def closed_port():
@@ -251,15 +252,11 @@ class TestChannel(McpChannelCase):
 
 
 @tagged("post_install", "-at_install")
-@tagged("post_install", "-at_install")
 class TestChannelAuthorization(McpChannelCase):
     """What every platform channel shares: its access token, renewed through the credential,
     and the alert when the platform refuses the authorization for good."""
 
-    LOGGERS = (
-        "odoo.addons.mcp_connectors.models.mcp_channel",
-        "odoo.addons.mcp_integrator.models.mcp_credential",
-    )
+    LOGGERS = (CHANNEL_LOGGER, "odoo.addons.mcp_integrator.models.mcp_credential")
 
     def oauth_channel(self, server, **credential_vals):
         credential = self.env["mcp.credential"].create(
@@ -383,6 +380,7 @@ class TestChannelAuthorization(McpChannelCase):
             channel.action_test()
 
 
+@tagged("post_install", "-at_install")
 class TestChannelWebhook(McpChannelCase, HttpCase):
     # McpIntegratorCase puts the registry in test mode itself (once per class is allowed)
     registry_test_mode = False
@@ -406,7 +404,7 @@ class TestChannelWebhook(McpChannelCase, HttpCase):
             )
         all_headers.update(headers or {})
         url = f"/mcp/channel/{token or self.channel.inbound_token}"
-        with mute_logger(CONTROLLER_LOGGER):
+        with mute_logger(CONTROLLER_LOGGER, CHANNEL_LOGGER):
             return self.url_open(url, data=body, headers=all_headers, timeout=30)
 
     def assertRefused(self, response, status, reason):
