@@ -430,7 +430,7 @@ def test_a_failure_after_some_parts_says_how_many_went_out(fake, client):
     pack_path = f"/messages/packs/{PACK_ID}"
     # the status read and the first part pass, the second part fails
     fake.inject(503, {"message": "unavailable", "error": "internal_error"}, path=pack_path, after=2)
-    with pytest.raises(ml.PartialSend) as caught:
+    with pytest.raises(ml.PartialSendError) as caught:
         client.send_reply(f"pack:{PACK_ID}", text, fake.access_token, SELLER)
     error = caught.value
     assert (error.parts_sent, len(error.sent_ids), error.retryable) == (1, 1, True)
@@ -451,7 +451,7 @@ def test_a_failure_on_the_first_part_is_the_plain_error(fake, client):
     slow_down = {"message": "slow down", "error": "too_many_requests"}
     fake.inject(429, slow_down, path="/messages", after=1)
     error = failure(client.send_reply, f"pack:{PACK_ID}", "Olá", fake.access_token, SELLER)
-    assert not isinstance(error, ml.PartialSend) and error.retryable
+    assert not isinstance(error, ml.PartialSendError) and error.retryable
 
 
 @pytest.mark.parametrize(
@@ -670,7 +670,7 @@ def test_already_sent_finds_the_leading_parts_among_the_sellers_latest_messages(
 def test_a_resumed_reply_sends_only_the_parts_not_sent(fake, client):
     text = "Primeira parte da resposta, bem longa. " * 12
     fake.inject(503, {"message": "unavailable"}, path=f"/messages/packs/{PACK_ID}", after=2)
-    with pytest.raises(ml.PartialSend):
+    with pytest.raises(ml.PartialSendError):
         client.send_post_sale(PACK_ID, SELLER, text, fake.access_token)
     ids = client.send_post_sale(PACK_ID, SELLER, text, fake.access_token, resume=True)
     expected = [r.body["text"] for r in ml.post_sale_requests(PACK_ID, SELLER, text, "MLB")]

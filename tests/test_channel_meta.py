@@ -784,7 +784,7 @@ def test_a_failed_later_part_reports_what_was_sent(graph):
     assert (error.retryable, error.retry_after, error.status) == (True, 6, 400)
     assert len(error.sent_ids) == 1 and error.sent_ids[0].startswith("wamid.")
     assert error.unsent == bodies[1:]
-    assert "1 of 3 parts" in error.reason
+    assert "1 part(s) of the reply were already sent" in error.reason
     assert graph.sent_bodies() == bodies[:1]
 
 

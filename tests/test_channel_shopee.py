@@ -341,7 +341,8 @@ def test_a_failed_part_says_what_was_sent_and_the_rest_can_follow(fake, client):
     fake.fail_next(status=503, after=1)
     error = send_error(client.send_text, access_token, SHOP_ID, BUYER_ID, text, limit=60)
     assert error.retryable
-    assert error.sent_message_ids == ["2302749000000000001"]
+    assert error.sent_ids == ["2302749000000000001"]
+    assert error.parts_sent == 1
     rest = client.send_text(access_token, SHOP_ID, BUYER_ID, text, first_part=1, limit=60)
     assert len(rest) == 2
     assert " ".join(body["content"]["text"] for body in fake.messages) == text

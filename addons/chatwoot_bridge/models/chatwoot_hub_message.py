@@ -9,7 +9,8 @@ from odoo.exceptions import UserError
 from odoo.tools import SQL
 
 from odoo.addons.mcp_connectors.services.channels import ChannelSendError
-from odoo.addons.mcp_crew_engine.models.mcp_crew_run import TENANT_CONTEXT, job_attempt
+from odoo.addons.mcp_crew_engine.models.mcp_crew_run import TENANT_CONTEXT
+from odoo.addons.mcp_integrator.models.mcp_integrator import job_attempt
 from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..services import hub

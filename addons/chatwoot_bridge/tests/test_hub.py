@@ -69,7 +69,10 @@ class TestHub(ChatwootBridgeCase):
             channels.TIMESTAMP_HEADER: str(ts),
             channels.SIGNATURE_HEADER: signing.sign(self.channel_secret, ts, body),
         }
-        with mute_logger("odoo.addons.mcp_connectors.controllers.channel_webhook"):
+        with mute_logger(
+            "odoo.addons.mcp_connectors.controllers.channel_webhook",
+            "odoo.addons.mcp_connectors.models.mcp_channel",
+        ):
             return self.url_open(
                 f"/mcp/channel/{self.channel.inbound_token}", data=body, headers=headers
             )

@@ -42,7 +42,6 @@ _logger = logging.getLogger(__name__)
 # Checked instead when the token is unknown or the channel has no secret: every request costs
 # the same work, so the time taken does not tell a known token from an unknown one.
 STAND_IN_SECRET = secrets.token_bytes(32)
-LOGGED_ID_LENGTH = 64
 
 
 class McpChannelWebhook(http.Controller):
@@ -71,24 +70,8 @@ class McpChannelWebhook(http.Controller):
         except channels.InboundRejected as exc:
             return _error(exc.status, exc.reason)
         try:
-            # what the hub wrote before refusing goes with its refusal
-            with request.env.cr.savepoint():
-                channel._receive(
-                    message.thread_id,
-                    message.contact,
-                    message.text,
-                    attachments=message.attachments,
-                    metadata=message.metadata,
-                    message_id=message.message_id,
-                )
+            channel._hand_to_hub(message)
         except UserError as exc:
-            _logger.warning(
-                "Channel %s: message %r of thread %r not taken by the hub: %s",
-                channel.id,
-                message.message_id[:LOGGED_ID_LENGTH],
-                message.thread_id[:LOGGED_ID_LENGTH],
-                exc,
-            )
             return _error(503, str(exc))
         return request.make_json_response({"status": "accepted"})
 

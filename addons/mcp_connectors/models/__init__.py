@@ -9,6 +9,7 @@ from . import product_template
 from . import mcp_odoo_tools
 from . import mcp_tool
 from . import mcp_client_key
+from . import mcp_credential
 from . import mcp_channel
 from . import mcp_server_channel
 from . import mail_thread

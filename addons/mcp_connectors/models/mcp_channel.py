@@ -36,6 +36,7 @@ HUB_RETRY_SECONDS = 300
 # platform's slowest answer must fit in it).
 TOKEN_RENEWAL_MARGIN = timedelta(hours=2)
 MAX_DELIVERY_TRIES = 20
+LOGGED_ID_LENGTH = 64
 
 
 class McpChannel(models.Model):
@@ -427,10 +428,12 @@ class McpChannel(models.Model):
         self.ensure_one()
         return getattr(self, f"_process_delivery_{self.channel_type}")(payload)
 
-    def _deliver_message(self, message):
-        """Hand one customer's :class:`~..services.channels.InboundMessage` to the hub; when the
-        hub cannot take it yet, the job tries again later (the platform was already answered:
-        the job is where the message is kept)."""
+    def _hand_to_hub(self, message):
+        """Hand one customer's :class:`~..services.channels.InboundMessage` to the hub; what
+        the hub wrote before refusing goes with its refusal.
+
+        :raise UserError: the hub cannot take it (none installed, no inbox for the channel)
+        """
         self.ensure_one()
         try:
             with self.env.cr.savepoint():
@@ -444,11 +447,21 @@ class McpChannel(models.Model):
                 )
         except UserError as exc:
             _logger.warning(
-                "Channel %s: message %r not taken by the hub yet: %s",
+                "Channel %s: message %r of thread %r not taken by the hub: %s",
                 self.id,
-                (message.message_id or "")[:64],
+                (message.message_id or "")[:LOGGED_ID_LENGTH],
+                (message.thread_id or "")[:LOGGED_ID_LENGTH],
                 exc,
             )
+            raise
+
+    def _deliver_message(self, message):
+        """:meth:`_hand_to_hub` in a delivery job: when the hub cannot take the message yet,
+        the job tries again later (the platform was already answered: the job is where the
+        message is kept)."""
+        try:
+            return self._hand_to_hub(message)
+        except UserError as exc:
             raise RetryableJobError(str(exc), seconds=HUB_RETRY_SECONDS) from None
 
     def _skip_event(self, event):

@@ -6,7 +6,6 @@ messages (the channel's MCP tools). The wire logic is ``services/channel_amazon.
 import base64
 import logging
 import smtplib
-import time
 from datetime import datetime, timezone
 
 from odoo import api, fields, models
@@ -16,7 +15,6 @@ from odoo.tools.mail import email_normalize, email_split
 
 from odoo.addons.base.models.ir_mail_server import MailDeliveryException
 from odoo.addons.mcp_integrator.services import tool_calls
-from odoo.addons.mcp_integrator.services.oauth import OAuthError
 
 from ..services import channel_amazon
 from ..services.channels import (
@@ -372,21 +370,12 @@ class McpCredential(models.Model):
             self.sudo().secret,
             token_url=self.token_url or channel_amazon.LWA_TOKEN_URL,
         )
-        started = time.time()
-        try:
+
+        def renew():
             token = client.refresh(refresh_token)
-        except ReauthorizationRequired as exc:
-            raise OAuthError(exc.reason, error="invalid_grant", status=exc.status) from None
-        except channel_amazon.LwaAppRefused as exc:
-            raise OAuthError(exc.reason, error=exc.error, status=exc.status) from None
-        except ChannelSendError as exc:
-            error = "network" if exc.retryable else "bad_response"
-            raise OAuthError(exc.reason, error=error, status=exc.status) from None
-        return {
-            "access_token": token.access_token,
-            "refresh_token": token.refresh_token,
-            "expires_in": max(1, round(token.expires_at - started)),
-        }
+            return token.access_token, token.refresh_token, token.expires_at
+
+        return self._channel_renewal(renew)
 
 
 class McpServer(models.Model):

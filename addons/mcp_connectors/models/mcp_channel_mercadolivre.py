@@ -9,12 +9,11 @@ of the seller it names.
 """
 
 import logging
-import time
 
 from odoo import api, fields, models
 
+from odoo.addons.mcp_integrator.models.mcp_integrator import job_attempt
 from odoo.addons.mcp_integrator.services import tool_calls
-from odoo.addons.mcp_integrator.services.oauth import OAuthError
 from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..services import channel_mercadolivre as ml
@@ -312,7 +311,8 @@ class McpChannel(models.Model):
                 )
             ]
         else:
-            retry = self._mercadolivre_retrying()
+            # a later try must not repeat the parts that went out the first time
+            retry = job_attempt(self.env, 1) > 1
             sent = self._mercadolivre_call(
                 lambda client, token: client.send_post_sale(
                     resource_id,
@@ -326,15 +326,6 @@ class McpChannel(models.Model):
                 )
             )
         return {"external_id": ",".join(filter(None, sent)) or None}
-
-    def _mercadolivre_retrying(self):
-        """Whether this runs in a queue job's second or later try (a reply sent again must not
-        repeat the parts that went out the first time)."""
-        job_uuid = self.env.context.get("job_uuid")
-        if not job_uuid:
-            return False
-        job = self.env["queue.job"].sudo().search([("uuid", "=", job_uuid)], limit=1)
-        return job.retry > 0
 
     # test ---------------------------------------------------------------------------------------
     def _test_mercadolivre(self):
@@ -417,23 +408,11 @@ class McpCredential(models.Model):
         credential's channel. The refresh token is single use and comes back new each time
         (the credential saves both under its lock); ``invalid_grant`` asks for a new
         authorization."""
-        channel = (
-            self.env["mcp.channel"]
-            .sudo()
-            .with_context(active_test=False)
-            .search([("access_credential_id", "=", self.id)], limit=1)
-        )
+        channel = self._channel_using("mercadolivre")
         client = channel._mercadolivre_client() if channel else ml.MercadoLivreClient()
-        now = time.time()
-        try:
-            tokens = client.refresh(self.client_id, self.sudo().secret, refresh_token, now=now)
-        except ReauthorizationRequired as exc:
-            raise OAuthError(exc.reason, error="invalid_grant", status=exc.status) from None
-        except ChannelSendError as exc:
-            error = "network" if exc.retryable else "bad_response"
-            raise OAuthError(exc.reason, error=error, status=exc.status) from None
-        return {
-            "access_token": tokens.access_token,
-            "refresh_token": tokens.refresh_token,
-            "expires_in": round(tokens.expires_at - now),
-        }
+
+        def renew():
+            tokens = client.refresh(self.client_id, self.sudo().secret, refresh_token)
+            return tokens.access_token, tokens.refresh_token, tokens.expires_at
+
+        return self._channel_renewal(renew)

@@ -16,7 +16,6 @@ from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from odoo.addons.mcp_integrator.services import tool_calls
-from odoo.addons.mcp_integrator.services.oauth import OAuthError
 
 from ..services import channel_meta
 from ..services.channel_meta import ChannelEvent
@@ -494,21 +493,16 @@ class McpCredential(models.Model):
     )
 
     def _oauth2_refresh_instagram(self, refresh_token):
-        channel = (
-            self.env["mcp.channel"].sudo().search([("access_credential_id", "=", self.id)], limit=1)
-        )
+        """Provider hook of Instagram Login: a long-lived token renews itself (unexpired, at
+        least a day old) and is kept as both the access and the refresh token."""
+        channel = self._channel_using(channel_meta.INSTAGRAM)
         base_url = channel.api_base_url or channel_meta.INSTAGRAM_GRAPH_URL
-        try:
+
+        def renew():
             token = channel_meta.refresh_instagram_token(refresh_token, base_url=base_url)
-        except ReauthorizationRequired as exc:
-            raise OAuthError(exc.reason, error="invalid_grant") from None
-        except ChannelSendError as exc:
-            raise OAuthError(exc.reason) from None
-        return {
-            "access_token": token["access_token"],
-            "refresh_token": token["access_token"],
-            "expires_in": token["expires_in"],
-        }
+            return token["access_token"], token["access_token"], token["expires_at"]
+
+        return self._channel_renewal(renew)
 
 
 class McpServer(models.Model):

@@ -7,7 +7,6 @@ of the ``shopee`` OAuth provider, the *Test* call and the agents' tools.
 """
 
 import logging
-import time
 from datetime import datetime, timezone
 
 from odoo import fields, models
@@ -37,9 +36,6 @@ SHOPEE_HOSTS = {
 }
 # Pushes that say the shop's authorization is gone or about to lapse: the channel's alert.
 AUTHORIZATION_ALERT_KINDS = ("shop_deauthorization", "authorization_expiry")
-# Parts of a long reply already sent, kept between the hub's tries of one delivery (the config
-# TTL class outlives the hub's retries).
-REPLY_PROGRESS_TTL = "config"
 DEFAULT_MESSAGES = 20
 
 
@@ -232,30 +228,16 @@ class McpChannel(models.Model):
     # outbound ---------------------------------------------------------------------------------
     def _send_reply_shopee(self, thread_id, contact, text, attachments, metadata):
         """``send_message`` to the buyer (the contact), split at the text limit. A reply cut
-        short goes on where it stopped when the hub tries it again: no part is sent twice."""
+        short goes on where it stopped when the hub tries it again (``parts_sent``): no part
+        is sent twice."""
         shop_id = self._shopee_shop_id()
         text = self._shopee_reply_text(text, attachments)
-        delivery = metadata.get("delivery_id")
-        sent = self._shopee_reply_progress(delivery)
-        already = len(sent)
-
-        def send(client, token):
-            try:
-                sent.extend(
-                    client.send_text(token, shop_id, (contact or {}).get("id"), text, len(sent))
-                )
-            except ChannelSendError as error:
-                sent.extend(getattr(error, "sent_message_ids", []))
-                raise
-
-        try:
-            self._shopee_call(send)
-        except ChannelSendError:
-            if len(sent) > already:
-                self._shopee_save_reply_progress(delivery, sent)
-            raise
-        if already:
-            self._shopee_save_reply_progress(delivery, None)
+        first_part = int(metadata.get("parts_sent") or 0)
+        sent = self._shopee_call(
+            lambda client, token: client.send_text(
+                token, shop_id, (contact or {}).get("id"), text, first_part
+            )
+        )
         return {"external_id": sent[0] if sent else None}
 
     def _shopee_reply_text(self, text, attachments):
@@ -273,28 +255,6 @@ class McpChannel(models.Model):
             name = attachment.get("name")
             lines.append(f"{name}: {attachment['url']}" if name else attachment["url"])
         return "\n".join(line for line in lines if line.strip())
-
-    def _shopee_progress_key(self, delivery):
-        cache = self.env["mcp.integrator"]._cache_or_none()
-        if cache is None or not delivery:
-            return None, None
-        key = cache.key(
-            self.tenant_id.account_id, "mcp_connectors", "shopee_reply", delivery, "parts"
-        )
-        return cache, key
-
-    def _shopee_reply_progress(self, delivery):
-        """The Shopee message ids of the parts of this delivery sent by earlier tries."""
-        cache, key = self._shopee_progress_key(delivery)
-        if cache is None:
-            return []
-        _hit, value = cache.get(key, REPLY_PROGRESS_TTL)
-        return list(value or [])
-
-    def _shopee_save_reply_progress(self, delivery, sent):
-        cache, key = self._shopee_progress_key(delivery)
-        if cache is not None:
-            cache.set(key, sent, REPLY_PROGRESS_TTL)
 
     # test and tools ---------------------------------------------------------------------------
     def _test_shopee(self):
@@ -346,34 +306,20 @@ class McpCredential(models.Model):
         """Provider hook: ``/api/v2/auth/access_token/get`` for the shop of the channel using
         this credential. The refresh token is single use: the new one comes back with the
         access token (the caller stores both under its lock)."""
-        channel = (
-            self.env["mcp.channel"]
-            .sudo()
-            .with_context(active_test=False)
-            .search(
-                [("access_credential_id", "=", self.id), ("channel_type", "=", "shopee")], limit=1
-            )
-        )
+        channel = self._channel_using("shopee")
         if not channel.account_ref:
             raise OAuthError(
                 self.env._("No Shopee channel with a shop ID uses this credential."),
                 error="bad_request",
             )
-        try:
+
+        def renew():
             tokens = channel._shopee_client().refresh_access_token(
                 refresh_token, channel.account_ref
             )
-        except ReauthorizationRequired as exc:
-            raise OAuthError(exc.reason, error="invalid_grant") from None
-        except ChannelSendError as exc:
-            raise OAuthError(
-                exc.reason, error="network" if exc.retryable else "bad_response"
-            ) from None
-        return {
-            "access_token": tokens.access_token,
-            "refresh_token": tokens.refresh_token,
-            "expires_in": max(0, round(tokens.expires_at - time.time())),
-        }
+            return tokens.access_token, tokens.refresh_token, tokens.expires_at
+
+        return self._channel_renewal(renew)
 
 
 class McpServer(models.Model):

@@ -64,6 +64,7 @@ from .channels import (
     ChannelSendError,
     InboundMessage,
     InboundRejected,
+    PartialSendError,
     ReauthorizationRequired,
     clean_reason,
     json_or_none,
@@ -145,25 +146,6 @@ EVENT_MODERATED = "moderated_message"
 
 SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DIGITS = re.compile(r"[0-9]{1,20}")
-
-
-class PartialSend(ChannelSendError):
-    """Some parts of a split post-sale reply went out before a failure.
-
-    :ivar parts_sent: parts already delivered; send the same text again with
-        ``skip=parts_sent`` so the buyer does not get them twice
-    :ivar sent_ids: Mercado Livre's ids of the parts sent by this call
-    """
-
-    def __init__(self, error, parts_sent, sent_ids):
-        super().__init__(
-            f"{error.reason} ({parts_sent} part(s) of the reply were already sent.)",
-            retryable=error.retryable,
-            retry_after=error.retry_after,
-            status=error.status,
-        )
-        self.parts_sent = parts_sent
-        self.sent_ids = sent_ids
 
 
 @dataclass(frozen=True)
@@ -1038,9 +1020,9 @@ class MercadoLivreClient:
         """Send a post-sale reply, split as needed; the ids of the parts sent.
 
         Reads the conversation first: refused when blocked, and its site and length limit
-        apply. ``skip``: parts already sent (see :class:`PartialSend`); ``resume``: a retry,
-        which reads the conversation's latest messages and sends only the parts not found
-        there (:func:`already_sent`).
+        apply. ``skip``: parts already sent (see :class:`~.channels.PartialSendError`);
+        ``resume``: a retry, which reads the conversation's latest messages and sends only the
+        parts not found there (:func:`already_sent`).
         """
         status = self.call(pack_messages_request(pack_id, seller_id, limit=1), access_token)
         check_conversation_open(status)
@@ -1083,7 +1065,7 @@ class MercadoLivreClient:
                 sent_ids.append(sent_message_id(self.call(request, access_token)))
             except ChannelSendError as error:
                 if index:
-                    raise PartialSend(error, index, sent_ids) from None
+                    raise PartialSendError(error, sent_ids, parts_sent=index) from None
                 raise
         return sent_ids
 

@@ -64,6 +64,7 @@ from .channels import (
     ChannelSendError,
     InboundMessage,
     InboundRejected,
+    PartialSendError,
     ReauthorizationRequired,
     clean_reason,
     decode_json_object,
@@ -148,27 +149,6 @@ OUTSIDE_WINDOW_HINT = (
 )
 # Messenger (2018278) and Instagram (2534022) answer code 10 with these outside the window
 SUBCODE_HINTS = {2018278: OUTSIDE_WINDOW_HINT, 2534022: OUTSIDE_WINDOW_HINT}
-
-
-class PartialSendError(ChannelSendError):
-    """A split reply failed after some of its parts were sent.
-
-    :ivar sent_ids: the platform's ids of the parts sent
-    :ivar unsent: the request bodies not sent yet (send only these again)
-    :ivar cause: the ``ChannelSendError`` of the part that failed
-    """
-
-    def __init__(self, cause, sent_ids, unsent):
-        total = len(sent_ids) + len(unsent)
-        super().__init__(
-            f"{cause.reason} ({len(sent_ids)} of {total} parts were sent)",
-            retryable=cause.retryable,
-            retry_after=cause.retry_after,
-            status=cause.status,
-        )
-        self.sent_ids = list(sent_ids)
-        self.unsent = list(unsent)
-        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -793,7 +773,7 @@ class GraphClient:
             except ChannelSendError as error:
                 if not sent_ids:
                     raise
-                raise PartialSendError(error, sent_ids, bodies[index:]) from None
+                raise PartialSendError(error, sent_ids, unsent=bodies[index:]) from None
         return sent_ids
 
     def get_node(self, node_id, fields):

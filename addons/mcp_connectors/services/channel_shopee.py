@@ -61,6 +61,7 @@ from .channels import (
     ChannelSendError,
     InboundMessage,
     InboundRejected,
+    PartialSendError,
     ReauthorizationRequired,
     SkippedEvent,
     clean_reason,
@@ -429,8 +430,8 @@ class ShopeeClient:
     def send_text(self, access_token, shop_id, to_id, text, first_part=0, limit=MAX_TEXT_LENGTH):
         """Send ``text`` to the buyer ``to_id``, split into several messages when long.
 
-        Not safe to repeat blindly: a failure after some parts were sent raises with
-        ``sent_message_ids`` set on the error; send again with ``first_part`` = the number of
+        Not safe to repeat blindly: a failure after some parts were sent raises
+        :class:`~.channels.PartialSendError`; send again with ``first_part`` = the number of
         parts already sent (counting earlier tries) to go on without duplicates.
 
         :return: Shopee's message ids of the parts sent now
@@ -445,8 +446,9 @@ class ShopeeClient:
                     self.send_message(access_token, shop_id, text_message_body(to_id, part))
                 )
             except ChannelSendError as error:
-                error.sent_message_ids = sent
-                raise
+                if not sent:
+                    raise
+                raise PartialSendError(error, sent, parts_sent=first_part + len(sent)) from None
         return sent
 
     def get_token(self, code, shop_id):

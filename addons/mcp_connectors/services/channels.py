@@ -72,6 +72,30 @@ class ChannelSendError(Exception):
         self.status = status
 
 
+class PartialSendError(ChannelSendError):
+    """A reply split in parts failed after some of them went out. The hub remembers
+    ``sent_ids`` and gives the next try the number of parts to skip
+    (``metadata["parts_sent"]``): no part reaches the customer twice.
+
+    :ivar sent_ids: the platform's ids of the parts this try sent
+    :ivar parts_sent: the parts of the reply sent in all, earlier tries included
+    :ivar unsent: what is left to send (the platform's request bodies), when known
+    """
+
+    def __init__(self, cause, sent_ids, parts_sent=None, unsent=()):
+        parts_sent = len(sent_ids) if parts_sent is None else parts_sent
+        super().__init__(
+            f"{cause.reason} ({parts_sent} part(s) of the reply were already sent.)",
+            # a token refused mid-reply is renewed by the next try, which sends the rest
+            retryable=cause.retryable or isinstance(cause, AccessTokenRejected),
+            retry_after=cause.retry_after,
+            status=cause.status,
+        )
+        self.sent_ids = list(sent_ids)
+        self.parts_sent = parts_sent
+        self.unsent = list(unsent)
+
+
 class ReauthorizationRequired(ChannelSendError):
     """The platform refused the authorization for good (``invalid_grant``, a revoked token, a
     lapsed yearly authorization): the seller or page owner must authorize the app again.

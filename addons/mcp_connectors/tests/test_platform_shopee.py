@@ -112,13 +112,11 @@ class ShopeeChannelCase(McpConnectorsCase):
     def access_token(self, channel=None):
         return (channel or self.channel).access_credential_id._get_secret_values()["access_token"]
 
-    def failed_reply(self, text="Oi", channel=None, delivery=None):
+    def failed_reply(self, text="Oi", channel=None):
         """The ChannelSendError of a reply, caught without a savepoint (what the channel
         recorded stays visible)."""
         try:
-            (channel or self.channel).send_reply(
-                CONVERSATION, {"id": BUYER_ID}, text, metadata={"delivery_id": delivery}
-            )
+            (channel or self.channel).send_reply(CONVERSATION, {"id": BUYER_ID}, text)
         except ChannelSendError as exc:
             return exc
         self.fail("the reply was delivered")
@@ -332,14 +330,16 @@ class TestShopeeReplies(ShopeeChannelCase):
     def test_a_reply_cut_short_goes_on_where_it_stopped(self):
         text = ("Frase longa. " * 100).strip()
         self.shopee.fail_next(status=503, after=1)
-        error = self.failed_reply(text, delivery="chatwoot-1-55")
+        error = self.failed_reply(text)
         self.assertTrue(error.retryable)
+        self.assertEqual((error.sent_ids, error.parts_sent), (["2302749000000000001"], 1))
         self.assertEqual(len(self.shopee.messages), 1)
+        # the hub remembers the parts sent and tells the next try
         result = self.channel.send_reply(
-            CONVERSATION, {"id": BUYER_ID}, text, metadata={"delivery_id": "chatwoot-1-55"}
+            CONVERSATION, {"id": BUYER_ID}, text, metadata={"parts_sent": error.parts_sent}
         )
         self.assertEqual(len(self.shopee.messages), 2, "the first part is not sent again")
-        self.assertEqual(result["external_id"], "2302749000000000001")
+        self.assertEqual(result["external_id"], "2302749000000000002")
         self.assertEqual(" ".join(m["content"]["text"] for m in self.shopee.messages), text)
 
     def test_a_refused_access_token_is_renewed_once_and_the_reply_sent(self):

@@ -7,8 +7,8 @@ import psycopg2
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL
 
+from odoo.addons.mcp_integrator.models.mcp_integrator import job_attempt
 from odoo.addons.mcp_integrator.services import cache as cache_service
 from odoo.addons.mcp_integrator.services import tool_calls
 from odoo.addons.queue_job.exception import RetryableJobError
@@ -509,18 +509,6 @@ class McpCrewRun(models.Model):
             "res_id": self.job_id.id,
             "view_mode": "form",
         }
-
-
-def job_attempt(env, outside_a_job):
-    """The try of the queue job running now (1 for the first), read in one query;
-    ``outside_a_job`` when the code runs outside one."""
-    job_uuid = env.context.get("job_uuid")
-    if not job_uuid:
-        return outside_a_job
-    env["queue.job"].flush_model(["uuid", "retry"])
-    env.cr.execute(SQL("SELECT retry FROM queue_job WHERE uuid = %s", job_uuid))
-    row = env.cr.fetchone()
-    return row[0] + 1 if row else outside_a_job
 
 
 def _data_versions(profile, plan):

@@ -7,6 +7,7 @@ import time
 
 from odoo import api, models, tools
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..services import cache as cache_service
 from ..services import keys, masking, tool_calls
@@ -411,3 +412,15 @@ class McpIntegrator(models.AbstractModel):
             error=f"{type(error).__name__}: {error}" if error is not None else None,
             arguments=arguments,
         )
+
+
+def job_attempt(env, outside_a_job):
+    """The try of the queue job running now (1 for the first), read in one query;
+    ``outside_a_job`` when the code runs outside one."""
+    job_uuid = env.context.get("job_uuid")
+    if not job_uuid:
+        return outside_a_job
+    env["queue.job"].flush_model(["uuid", "retry"])
+    env.cr.execute(SQL("SELECT retry FROM queue_job WHERE uuid = %s", job_uuid))
+    row = env.cr.fetchone()
+    return row[0] + 1 if row else outside_a_job
