@@ -256,7 +256,9 @@ class ChatwootHubMessage(models.Model):
     def _create_hub_conversation(self, client, identity):
         inbox_id = self.inbox_id.inbox_id
         channel_type = self.channel_connector_id.channel_type
-        contact_id = hub.find_contact(client, identity.identifier)
+        contact_id = hub.find_contact(client, identity.identifier) or (
+            hub.find_contact_by_address(client, identity.phone_number, identity.email)
+        )
         if contact_id is None:
             created = client.create_contact(
                 inbox_id,

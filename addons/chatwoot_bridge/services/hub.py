@@ -111,6 +111,19 @@ def find_contact(client, identifier):
     return None
 
 
+def find_contact_by_address(client, phone_number=None, email=None):
+    """The id of the account's contact with exactly this phone number or e-mail, or None:
+    the same customer may exist already (in one of Chatwoot's own inboxes, or another
+    channel's) under another identifier, and Chatwoot keeps phones and e-mails unique."""
+    for field, value in (("phone_number", phone_number), ("email", email)):
+        if not value:
+            continue
+        for contact in client.search_contacts(value):
+            if (contact.get(field) or "").lower() == value.lower():
+                return contact["id"]
+    return None
+
+
 def ensure_contact_inbox(client, contact_id, inbox_id, source_id):
     """Give an existing contact its contact inbox in the API inbox; Chatwoot answers 422
     when it already has one with this source id, which is what we want."""

@@ -14,7 +14,7 @@ from odoo.addons.mcp_connectors.services import channels
 from odoo.addons.mcp_connectors.tests.channel_receiver import ChannelReceiver
 from odoo.addons.mcp_integrator.services import signing
 
-from .common import API_INBOX, ChatwootBridgeCase
+from .common import API_INBOX, SITE_INBOX, ChatwootBridgeCase
 
 #: 22 digits: more than Chatwoot's integers (and JavaScript's) hold
 THREAD = "2000004567890123456789"
@@ -169,6 +169,27 @@ class TestHub(ChatwootBridgeCase):
         self.assertNotEqual(first.conversation_id, second.conversation_id)
         self.assertEqual(len(self.chatwoot.messages(first.conversation_id)), 2)
         self.assertEqual(len(self.chatwoot.contacts), 1, "one customer, one contact")
+
+    def test_a_customer_chatwoot_already_knows_by_phone_keeps_one_contact(self):
+        # the same person wrote before in one of Chatwoot's own inboxes (its WhatsApp, say):
+        # Chatwoot keeps phones unique, so the hub files the message under that contact
+        phone = "+5511977776666"
+        with self.account._client() as client:
+            known = client.create_contact(SITE_INBOX, name="Joana Silva", phone_number=phone)
+        # the fake's contacts outlive the test: the other tests count theirs
+        self.addCleanup(self.chatwoot.contacts.pop, known["contact"]["id"])
+        contacts = len(self.chatwoot.contacts)
+        self.channel_posts(
+            "Oi, sou eu de novo",
+            thread="pedido-known",
+            contact={"id": "cust-88", "name": "Joana", "phone": phone},
+        )
+        self.run_jobs()
+        conversation = self.hub_conversation("pedido-known")
+        self.assertTrue(conversation, "the message reached Chatwoot")
+        chatwoot = self.chatwoot.conversation(conversation.conversation_id)
+        self.assertEqual(chatwoot["contact_id"], known["contact"]["id"])
+        self.assertEqual(len(self.chatwoot.contacts), contacts, "no second contact")
 
     def test_attachments_by_data_are_uploaded(self):
         self.channel_posts(
