@@ -3,7 +3,7 @@
     "name": "Chatwoot Bridge",
     "summary": "AI replies in Chatwoot from the crews, clean handoff to people, and Chatwoot as "
     "the inbox of every other channel",
-    "version": "19.0.1.0.0",
+    "version": "19.0.1.1.0",
     "category": "Productivity/Discuss",
     "website": "https://github.com/mcp-odoo-suite/mcp-odoo-suite",
     "author": "MCP Odoo Suite contributors",

@@ -1,9 +1,10 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
 {
     "name": "MCP Connectors",
-    "summary": "MCP servers and tools for the AI agents: remote MCP servers, built-in Odoo, "
-    "Qdrant and MongoDB tools, and Odoo served as an MCP server",
-    "version": "19.0.1.1.0",
+    "summary": "MCP servers and tools for the AI agents (remote, built-in Odoo, Qdrant and "
+    "MongoDB), Odoo served as an MCP server, and the channel connectors (WhatsApp, Messenger, "
+    "Instagram, Mercado Livre, Shopee, Amazon)",
+    "version": "19.0.1.2.0",
     "category": "Productivity/Discuss",
     "website": "https://github.com/mcp-odoo-suite/mcp-odoo-suite",
     "author": "MCP Odoo Suite contributors",

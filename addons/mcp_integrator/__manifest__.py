@@ -3,7 +3,7 @@
     "name": "MCP Integrator",
     "summary": "Tenants, credentials, Redis cache, internal API, audit and metrics "
     "for the AI customer-service suite",
-    "version": "19.0.1.0.0",
+    "version": "19.0.1.1.0",
     "category": "Productivity/Discuss",
     "website": "https://github.com/mcp-odoo-suite/mcp-odoo-suite",
     "author": "MCP Odoo Suite contributors",
