@@ -27,10 +27,14 @@ the ratio of the p99s.
 Afterwards, in the database: the delivery jobs queued for the bench's channels, against the
 deliveries sent (``lost`` = sent without a job); then they are removed, unperformed.
 
-Targets: every platform's acknowledgement p99 at most half its deadline; zero failed requests
-(a platform counts anything but 2xx as a failure); zero lost. Last line
-``worst_ack_p99_ms=<ms>``; exit code 1 when a target is missed. The client threads run on the
-same machine as Odoo and PostgreSQL, for both kinds alike.
+Targets, per platform: the acknowledgement's p99 within the platform's deadline, and at most
+twice ``/web/health``'s p99 in the same run (at 50 simultaneous requests most of either time is
+the wait for a worker and a core: the ratio is what the acknowledgement itself adds, the
+deadline what the platform tolerates); then zero failed requests (a platform counts anything
+but 2xx as a failure) and zero lost. Each platform's headroom (deadline minus p99) is printed.
+Last line ``worst_ack_p99_ms=<ms>``; exit code 1 when a target is missed. The client threads
+run on the same machine as Odoo and PostgreSQL, for both kinds alike: on a 2-core machine even
+``/web/health`` then waits about 250 ms at p99.
 
 Kept from run to run: the database (created when missing, its suite addons updated otherwise),
 its tenant, channels and credentials. Environment: ``MCP_CHANNELS_BENCH_DB`` (default
@@ -71,6 +75,8 @@ ML_APP_ID = "2069392825111111"
 SHOPEE_PARTNER_ID = "2001234"
 
 # type: (reference payload, account on the platform, deadline in seconds)
+TARGET_RATIO = 2.0
+
 PLATFORMS = {
     "whatsapp": ("whatsapp_inbound_text.json", "106540352242922", 3.0),
     "messenger": ("messenger_inbound_text.json", "109876543210987", 3.0),
@@ -105,13 +111,19 @@ def bench_channels(env, meta_secret, push_key):
         "instagram": {"signing_credential_id": meta_app.id},
         "mercadolivre": {
             "access_credential_id": credential(
-                "Mercado Livre app", kind="oauth2", client_id=ML_APP_ID
+                "Mercado Livre app",
+                kind="oauth2",
+                oauth_provider="mercadolivre",
+                client_id=ML_APP_ID,
             ).id
         },
         "shopee": {
             "signing_credential_id": push.id,
             "access_credential_id": credential(
-                "Shopee partner", kind="oauth2", client_id=SHOPEE_PARTNER_ID
+                "Shopee partner",
+                kind="oauth2",
+                oauth_provider="shopee",
+                client_id=SHOPEE_PARTNER_ID,
             ).id,
         },
     }
@@ -284,6 +296,8 @@ def main():
                 ratio = figures["delivery"][1] / figures["health"][1]
                 emit(f"{channel_type}_ack_p99_over_health_p99", f"{ratio:.2f}")
                 emit(f"{channel_type}_deadline_ms", f"{deadline * 1000:.0f}")
+                headroom = (deadline - figures["delivery"][1]) * 1000
+                emit(f"{channel_type}_deadline_headroom_ms", f"{headroom:.0f}")
     finally:
         queued = count_and_forget_jobs(registry, channel_ids)
     lost = sum(max(sent.get(cid, 0) - queued.get(cid, 0), 0) for cid in channel_ids)
@@ -293,8 +307,10 @@ def main():
     targets = {}
     for channel_type, figures in results.items():
         deadline = PLATFORMS[channel_type][2]
-        targets[f"target_{channel_type}_ack_p99_le_{deadline * 500:.0f}ms"] = (
-            figures["delivery"][1] <= deadline / 2
+        ack_p99, health_p99 = figures["delivery"][1], figures["health"][1]
+        targets[f"target_{channel_type}_ack_p99_le_{deadline * 1000:.0f}ms"] = ack_p99 <= deadline
+        targets[f"target_{channel_type}_ack_p99_le_{TARGET_RATIO:g}x_health"] = (
+            ack_p99 <= TARGET_RATIO * health_p99
         )
     targets["target_zero_failed_requests"] = failed == 0
     targets["target_zero_lost"] = lost == 0

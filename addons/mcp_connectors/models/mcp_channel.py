@@ -406,7 +406,8 @@ class McpChannel(models.Model):
         :param eta: seconds to wait before the job runs
         """
         self.ensure_one()
-        return self.with_delay(
+        # a job's creation tracks no field: nothing to compute for its chatter
+        return self.with_context(tracking_disable=True).with_delay(
             eta=eta,
             max_retries=MAX_DELIVERY_TRIES,
             identity_key=self._delivery_identity_key(identity),
