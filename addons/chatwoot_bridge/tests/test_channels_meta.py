@@ -1,5 +1,5 @@
 # License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl-3.0).
-"""WhatsApp and Messenger through the hub, end to end: Meta's signed webhook reaches the
+"""WhatsApp, Messenger and Instagram through the hub, end to end: Meta's signed webhook reaches the
 channel's inbound URL, the customer's message lands in the channel's Chatwoot API inbox, an
 agent (or the AI) answers there, and the answer goes out through the fake Graph API; Meta's
 later delivery statuses show on the Chatwoot message. And the other mode: Chatwoot's own
@@ -26,10 +26,13 @@ from .common import API_INBOX, ChatwootBridgeCase
 
 WA_PHONE_ID = "106540352242922"
 PAGE_ID = "109876543210987"
+IG_ID = "17841405309211844"
+IG_CUSTOMER = "1122334455667788"
 PHONE = "5511988887777"
 BSUID = "BR.1502576394655843"
 MESSENGER_INBOX = 9  # an API inbox added to the fake for Messenger
 WHATSAPP_INBOX = 10  # Chatwoot's own WhatsApp inbox
+INSTAGRAM_INBOX = 11  # an API inbox added to the fake for Instagram
 QUIET = (
     "odoo.addons.mcp_connectors.controllers.channel_webhook",
     "odoo.addons.mcp_connectors.models.mcp_channel",
@@ -75,8 +78,9 @@ def whatsapp_status(wamid, status, errors=None):
     return payload
 
 
-def messenger_message(text, sent_at=None, psid="6543210987654321"):
-    payload = fixture("messenger_inbound_text.json")
+def messenger_message(text, sent_at=None, psid="6543210987654321", platform="messenger"):
+    """Meta's webhook of a customer's Messenger (or Instagram: same shape) text."""
+    payload = fixture(f"{platform}_inbound_text.json")
     [event] = payload["entry"][0]["messaging"]
     event["sender"]["id"] = psid
     event["timestamp"] = int((sent_at or time.time()) * 1000)
@@ -106,15 +110,19 @@ class TestChannelsMeta(ChatwootBridgeCase):
         cls.messenger = channels.create(
             {**common, "name": "Messenger", "channel_type": "messenger", "account_ref": PAGE_ID}
         )
+        cls.instagram = channels.create(
+            {**common, "name": "Instagram", "channel_type": "instagram", "account_ref": IG_ID}
+        )
         # the API inboxes deliver their messages to Odoo too, signed with a secret of their own
         cls.inbox_secret = f"inbox-{uuid.uuid4().hex}"
         cls.account.signing_credential_ids = [
             (4, cls.credential(cls.tenant, "hmac", cls.inbox_secret, "api inbox").id)
         ]
         fake_inboxes = cls.chatwoot.inboxes
-        fake_inboxes[MESSENGER_INBOX] = cls.chatwoot._inbox_record(
-            {"id": MESSENGER_INBOX, "name": "Messenger (API)", "channel_type": "Channel::Api"}
-        )
+        for inbox_id, name in ((MESSENGER_INBOX, "Messenger"), (INSTAGRAM_INBOX, "Instagram")):
+            fake_inboxes[inbox_id] = cls.chatwoot._inbox_record(
+                {"id": inbox_id, "name": f"{name} (API)", "channel_type": "Channel::Api"}
+            )
         # Chatwoot's own WhatsApp inbox (a type the fake does not create: added as it lists it)
         fake_inboxes[WHATSAPP_INBOX] = {
             **fake_inboxes[API_INBOX],
@@ -124,12 +132,13 @@ class TestChannelsMeta(ChatwootBridgeCase):
             "channel_id": WHATSAPP_INBOX + 5,
             "inbox_identifier": uuid.uuid4().hex,
         }
-        for inbox_id in (API_INBOX, MESSENGER_INBOX):
+        for inbox_id in (API_INBOX, MESSENGER_INBOX, INSTAGRAM_INBOX):
             fake_inboxes[inbox_id].update(webhook_url=cls.webhook_url, secret=cls.inbox_secret)
         fake_inboxes[WHATSAPP_INBOX].update(webhook_url=None, secret=None)
         cls.account.action_connect()
         cls.inbox(API_INBOX).channel_connector_id = cls.whatsapp
         cls.inbox(MESSENGER_INBOX).channel_connector_id = cls.messenger
+        cls.inbox(INSTAGRAM_INBOX).channel_connector_id = cls.instagram
 
     def setUp(self):
         super().setUp()
@@ -291,6 +300,26 @@ class TestChannelsMeta(ChatwootBridgeCase):
         self.assertEqual(
             (human_body["messaging_type"], human_body["tag"]), ("MESSAGE_TAG", "HUMAN_AGENT")
         )
+
+    def test_instagram_round_trip_split_at_its_1000_characters(self):
+        self.meta_posts(
+            self.instagram,
+            messenger_message("Tem no tamanho M?", psid=IG_CUSTOMER, platform="instagram"),
+        )
+        self.run_all()
+        [conversation] = self.hub_conversations(self.instagram)
+        self.assertEqual(
+            self.chatwoot.conversation(conversation.conversation_id)["inbox_id"], INSTAGRAM_INBOX
+        )
+        answer = "Temos sim, no tamanho M e em três cores. " * 40  # about 1600 characters
+        message = self.agent_answers(conversation, answer.strip())
+        bodies = self.graph.sent_bodies(IG_ID)
+        self.assertEqual(len(bodies), 2, "Instagram takes less than 1000 characters a message")
+        for body in bodies:
+            self.assertEqual(body["recipient"], {"id": IG_CUSTOMER})
+            self.assertLess(len(body["message"]["text"]), 1000)
+        self.assertEqual(" ".join(body["message"]["text"] for body in bodies), answer.strip())
+        self.assertEqual(self.chatwoot_message(conversation, message["id"])["status"], "delivered")
 
     def test_chatwoot_owned_whatsapp_is_answered_by_the_bridge_and_never_ingested(self):
         self.whatsapp.meta_owner = "chatwoot"
