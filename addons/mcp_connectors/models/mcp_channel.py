@@ -407,13 +407,17 @@ class McpChannel(models.Model):
         """
         self.ensure_one()
         # a job's creation tracks no field: nothing to compute for its chatter
-        return self.with_context(tracking_disable=True).with_delay(
-            eta=eta,
-            max_retries=MAX_DELIVERY_TRIES,
-            identity_key=self._delivery_identity_key(identity),
-            description=description
-            or self.env._("Message delivery of %(channel)s", channel=self.display_name),
-        )._process_delivery(payload)
+        return (
+            self.with_context(tracking_disable=True)
+            .with_delay(
+                eta=eta,
+                max_retries=MAX_DELIVERY_TRIES,
+                identity_key=self._delivery_identity_key(identity),
+                description=description
+                or self.env._("Message delivery of %(channel)s", channel=self.display_name),
+            )
+            ._process_delivery(payload)
+        )
 
     def _delivery_identity_key(self, identity):
         return f"mcp.channel.delivery:{self.id}:{identity}"

@@ -2,11 +2,15 @@
 """What an admin does in the browser: headless Chromium drives the real web client through the
 tours of static/tests/tours/mcp_connectors_tours.js."""
 
+from datetime import timedelta
+
+from odoo import fields
 from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import SQL
 
 from ..services import client_keys
 from .common import McpConnectorsCase, McpServerProcess
+from .fake_mercadolivre import FakeMercadoLivre, fixture
 
 
 @tagged("post_install", "-at_install", "mcp_browser")
@@ -71,3 +75,32 @@ class TestBrowserTours(McpConnectorsCase, HttpCase):
         tools = {tool.name: tool for tool in server.tool_ids}
         self.assertTrue(tools["add"].enabled)
         self.assertFalse(tools["create_order"].enabled)
+
+    def test_admin_connects_a_mercado_livre_seller_and_tests_it(self):
+        app_id, seller = "2069392825111111", "123456789"  # as the tours type them
+        token = fixture("mercadolivre_oauth_token_response.json")
+        credential = self.env["mcp.credential"].create(
+            {
+                "name": "Tour ML tokens",
+                "kind": "oauth2",
+                "oauth_provider": "mercadolivre",
+                "tenant_id": self.tour_tenant.id,
+                "client_id": app_id,
+                "secret_input": "fake-client-secret",
+                "access_token_input": token["access_token"],
+                "refresh_token_input": token["refresh_token"],
+                "expires_at": fields.Datetime.now() + timedelta(hours=5),
+            }
+        )
+        self.run_admin_tour("mcp_connectors_channel_tour")
+        channel = self.env["mcp.channel"].search([("tenant_id", "=", self.tour_tenant.id)])
+        self.assertEqual(
+            (channel.channel_type, channel.account_ref, channel.access_credential_id),
+            ("mercadolivre", seller, credential),
+        )
+        self.assertEqual(channel.server_id.kind, "mercadolivre")
+        fake = FakeMercadoLivre(app_id=app_id)
+        self.addCleanup(fake.stop)
+        channel.api_base_url = fake.url
+        self.run_admin_tour("mcp_connectors_channel_test_tour")
+        self.assertEqual([request.path for request in fake.requests], ["/users/me"])

@@ -108,3 +108,44 @@ registry.category("web_tour.tours").add("mcp_connectors_remote_server_tour", {
         { trigger: `${toolRow("create_order")} [name=enabled] input:not(:checked)` },
     ],
 });
+
+function openChannels() {
+    return [
+        ...stepUtils.goToAppSteps("mcp_integrator.menu_mcp_root", "Open AI Integration"),
+        {
+            trigger: ".o_main_navbar [data-menu-xmlid='mcp_integrator.menu_mcp_configuration']",
+            run: "click",
+        },
+        {
+            trigger: ".dropdown-item[data-menu-xmlid='mcp_connectors.menu_mcp_channel']",
+            run: "click",
+        },
+    ];
+}
+
+// An admin connects a Mercado Livre seller: the channel shows the inbound URL to paste into
+// the DevCenter. The test prepares the credential "Tour ML tokens".
+registry.category("web_tour.tours").add("mcp_connectors_channel_tour", {
+    steps: () => [
+        ...openChannels(),
+        { trigger: ".o_list_button_add", run: "click" },
+        { trigger: ".o_field_widget[name=name] input", run: "edit Loja Tour no Mercado Livre" },
+        ...pickRecord("tenant_id", TENANT),
+        { trigger: ".o_field_widget[name=channel_type] .o_select_menu_toggler", run: "click" },
+        { trigger: ".o_select_menu_item:contains(Mercado Livre)", run: "click" },
+        { trigger: ".o_field_widget[name=account_ref] input", run: "edit 123456789" },
+        ...pickRecord("access_credential_id", "Tour ML tokens"),
+        ...stepUtils.saveForm(),
+        { trigger: ".o_form_saved .o_field_widget[name=inbound_url]:contains(/mcp/channel/)" },
+    ],
+});
+
+// *Test* on the channel (pointed by the test at a fake Mercado Livre) names the seller.
+registry.category("web_tour.tours").add("mcp_connectors_channel_test_tour", {
+    steps: () => [
+        ...openChannels(),
+        { trigger: ".o_data_row td:contains(Loja Tour no Mercado Livre)", run: "click" },
+        { trigger: ".o_form_saved button[name=action_test]", run: "click" },
+        { trigger: ".o_notification:contains(Seller LOJA_TESTE (123456789))" },
+    ],
+});
