@@ -137,6 +137,7 @@ registry.category("web_tour.tours").add("mcp_connectors_channel_tour", {
         ...pickRecord("access_credential_id", "Tour ML tokens"),
         ...stepUtils.saveForm(),
         { trigger: ".o_form_saved .o_field_widget[name=inbound_url]:contains(/mcp/channel/)" },
+        { trigger: ".o-form-buttonbox button[name=action_open_server]" },
     ],
 });
 
