@@ -6,7 +6,9 @@ the agents answer there, and the answers go back to the channel's reply URL."""
 import json
 import time
 import uuid
+from datetime import timedelta
 
+from odoo import fields
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -190,6 +192,18 @@ class TestHub(ChatwootBridgeCase):
         chatwoot = self.chatwoot.conversation(conversation.conversation_id)
         self.assertEqual(chatwoot["contact_id"], known["contact"]["id"])
         self.assertEqual(len(self.chatwoot.contacts), contacts, "no second contact")
+
+    def test_the_channel_notes_when_it_last_received_at_most_once_a_minute(self):
+        channel = self.channel.sudo()
+        half_a_minute_ago = fields.Datetime.now() - timedelta(seconds=30)
+        channel.last_received_at = half_a_minute_ago
+        self.channel_posts("Oi")
+        channel.invalidate_recordset()
+        self.assertEqual(channel.last_received_at, half_a_minute_ago, "no write per message")
+        channel.last_received_at = fields.Datetime.now() - timedelta(minutes=2)
+        self.channel_posts("Tudo bem?")
+        channel.invalidate_recordset()
+        self.assertGreater(channel.last_received_at, half_a_minute_ago)
 
     def test_attachments_by_data_are_uploaded(self):
         self.channel_posts(

@@ -35,6 +35,7 @@ HUB_RETRY_SECONDS = 300
 # Renewed ahead by the cron when a token expires within this margin (the hourly cron plus the
 # platform's slowest answer must fit in it).
 TOKEN_RENEWAL_MARGIN = timedelta(hours=2)
+HEALTH_WRITE_INTERVAL = timedelta(minutes=1)
 MAX_DELIVERY_TRIES = 20
 LOGGED_ID_LENGTH = 64
 
@@ -388,7 +389,11 @@ class McpChannel(models.Model):
             metadata=metadata,
             message_id=message_id,
         )
-        self.sudo().write({"last_received_at": fields.Datetime.now()})
+        now = fields.Datetime.now()
+        # health, not a log: every message of a busy channel writing this row would make the
+        # channel's delivery jobs wait on each other
+        if not self.last_received_at or now - self.last_received_at >= HEALTH_WRITE_INTERVAL:
+            self.sudo().write({"last_received_at": now})
         return record
 
     # platform channels ------------------------------------------------------------------------
