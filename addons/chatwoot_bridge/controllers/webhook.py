@@ -16,12 +16,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from odoo import SUPERUSER_ID, http
 from odoo.http import request
 
-from odoo.addons.mcp_integrator.services import signing
+from odoo.addons.mcp_integrator.services import access_log, signing
 
 from ..models.chatwoot_account import WEBHOOK_PATH
 from ..services import webhook
 
 _logger = logging.getLogger(__name__)
+# the path token is the webhook's secret: never in the access log
+access_log.hide_path_tokens(WEBHOOK_PATH)
 
 #: Verified for an unknown path token, so that it takes as long as a known one.
 _DUMMY_SECRETS = ("unknown-path-token",)

@@ -33,11 +33,14 @@ from odoo import http
 from odoo.exceptions import UserError
 from odoo.http import request
 
-from odoo.addons.mcp_integrator.services import signing
+from odoo.addons.mcp_integrator.services import access_log, signing
 
+from ..models.mcp_channel import INBOUND_PATH
 from ..services import channels
 
 _logger = logging.getLogger(__name__)
+# the inbound token (and Meta's verify token in its handshake) never in the access log
+access_log.hide_path_tokens(INBOUND_PATH)
 
 # Checked instead when the token is unknown or the channel has no secret: every request costs
 # the same work, so the time taken does not tell a known token from an unknown one.

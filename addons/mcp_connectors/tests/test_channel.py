@@ -4,6 +4,7 @@ to a real receiver on 127.0.0.1, and what ``/mcp/channel/<token>`` refuses (the 
 path is the hub's, tested end to end by the Chatwoot bridge)."""
 
 import json
+import logging
 import socket
 import time
 from datetime import timedelta
@@ -426,6 +427,25 @@ class TestChannelWebhook(McpChannelCase, HttpCase):
 
     def test_an_unknown_token_is_404(self):
         self.assertRefused(self.post(self.message(), token="x" * 43), 404, "unknown channel")
+
+    def test_the_inbound_token_never_reaches_the_access_log(self):
+        lines = []
+        handler = logging.Handler()
+        handler.emit = lambda record: lines.append(record.getMessage())
+        access_logger = logging.getLogger("werkzeug")  # Odoo's HTTP server logs requests there
+        access_logger.addHandler(handler)
+        self.addCleanup(access_logger.removeHandler, handler)
+        # whatever the run's log level: request lines are INFO records
+        self.addCleanup(access_logger.setLevel, access_logger.level)
+        access_logger.setLevel(logging.INFO)
+        self.post(self.message(), token="x" * 43)
+        self.post(self.message())
+        # the server thread logs a request line once its answer is on the way
+        self.wait_until(lambda: len(lines) >= 2)
+        self.assertIn("/mcp/channel/***", "\n".join(lines))
+        for line in lines:
+            self.assertNotIn("x" * 43, line)
+            self.assertNotIn(self.channel.inbound_token, line)
 
     def test_a_custom_channel_takes_only_post(self):
         with mute_logger(CONTROLLER_LOGGER):
