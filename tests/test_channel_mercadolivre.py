@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 from conftest import load_services, load_test_double
 
 load_services("mcp_connectors")
@@ -612,7 +613,36 @@ def test_an_authorization_code_is_exchanged_once_with_pkce(fake, client):
     error = failure(
         client.exchange_code, APP_ID, fake.client_secret, code, "https://odoo.test/ml/callback"
     )
-    assert isinstance(error, ml.ReauthorizationRequired)
+    # the code is spent: a clear refusal of the code, not a lapsed refresh token
+    assert not isinstance(error, ml.ReauthorizationRequired) and not error.retryable
+    assert "authorization code" in error.reason and code not in error.reason
+
+
+def test_each_site_has_its_authorization_page():
+    assert ml.AUTH_BASE_URLS["MLB"] == ml.AUTH_BASE_URL == "https://auth.mercadolivre.com.br"
+    assert ml.AUTH_BASE_URLS["MLA"] == "https://auth.mercadolibre.com.ar"
+    url = ml.authorization_url(APP_ID, "https://odoo.test/cb", auth_base=ml.AUTH_BASE_URLS["MLM"])
+    assert url.startswith("https://auth.mercadolibre.com.mx/authorization?")
+
+
+def test_the_code_of_the_authorization_page_needs_its_pkce_verifier(fake, client):
+    verifier, challenge = ml.pkce_pair()
+    redirect_uri = "https://odoo.test/mcp/channel/oauth/t0ken"
+    url = ml.authorization_url(APP_ID, redirect_uri, "st4te", challenge, auth_base=fake.url)
+    back = requests.get(url, allow_redirects=False, timeout=5)
+    assert back.status_code == 302
+    location = back.headers["Location"]
+    assert location.startswith(f"{redirect_uri}?code=") and location.endswith("&state=st4te")
+    code = location.split("code=")[1].split("&")[0]
+    other_verifier, _challenge = ml.pkce_pair()
+    error = failure(
+        client.exchange_code, APP_ID, fake.client_secret, code, redirect_uri, other_verifier
+    )
+    assert "authorization code" in error.reason  # and the code is spent by the attempt
+    back = requests.get(url, allow_redirects=False, timeout=5)
+    code = back.headers["Location"].split("code=")[1].split("&")[0]
+    tokens = client.exchange_code(APP_ID, fake.client_secret, code, redirect_uri, verifier)
+    assert tokens.user_id == SELLER and tokens.access_token in fake.access_tokens
 
 
 # retries, the Test button and the agents' tools -------------------------------------------------

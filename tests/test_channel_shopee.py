@@ -4,9 +4,11 @@
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema
 import pytest
+import requests
 from conftest import load_services, load_test_double
 
 load_services("mcp_connectors")
@@ -447,12 +449,26 @@ def test_code_exchange_gives_tokens_that_work(fake, client):
     assert client.send_text(tokens.access_token, SHOP_ID, BUYER_ID, "Oi")
 
 
-def test_a_used_code_means_authorize_again(fake, client):
+def test_a_used_code_is_refused_clearly(fake, client):
     code = fake.authorize()
     client.get_token(code, SHOP_ID)
     error = send_error(client.get_token, code, SHOP_ID)
-    assert isinstance(error, shopee.ReauthorizationRequired)
-    assert not error.retryable and "authorize the app again" in error.reason
+    # about the code, not a lapsed authorization of the shop
+    assert not isinstance(error, shopee.ReauthorizationRequired)
+    assert not error.retryable and "authorization code" in error.reason
+
+
+def test_the_authorization_page_sends_the_seller_back_with_a_code_for_the_shop(fake, client):
+    redirect = "https://odoo.example.test/mcp/channel/oauth/t0ken?state=st4te"
+    back = requests.get(client.authorization_url(redirect), allow_redirects=False, timeout=5)
+    assert back.status_code == 302
+    returned = dict(parse_qsl(urlsplit(back.headers["Location"]).query))
+    assert returned["state"] == "st4te" and returned["shop_id"] == SHOP_ID
+    tokens = client.get_token(returned["code"], returned["shop_id"])
+    assert client.get_shop_info(tokens.access_token, SHOP_ID)["shop_name"] == fake.shop_name
+    unsigned = shopee.ShopeeClient(fake.partner_id, "another-key", base_url=fake.url)
+    refused = requests.get(unsigned.authorization_url(redirect), allow_redirects=False, timeout=5)
+    assert refused.status_code == 200 and refused.json()["error"] == "error_sign"
 
 
 def test_refresh_rotates_the_single_use_refresh_token(fake, client):

@@ -11,6 +11,7 @@ from . import mcp_tool
 from . import mcp_client_key
 from . import mcp_credential
 from . import mcp_channel
+from . import mcp_channel_authorization
 from . import mcp_server_channel
 from . import mail_thread
 from . import mcp_channel_meta

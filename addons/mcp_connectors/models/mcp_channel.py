@@ -67,7 +67,7 @@ class McpChannel(models.Model):
     _description = "AI Channel Connector"
     _order = "tenant_id, name, id"
     _check_company_auto = True
-    _mcp_secret_fields = ("inbound_token",)
+    _mcp_secret_fields = ("inbound_token", "authorization_pending")
 
     name = fields.Char(required=True)
     active = fields.Boolean(default=True)

@@ -6,6 +6,10 @@ channel, its credential and its jobs. One Mercado Livre app (its id is the acces
 credential's client ID) may serve several sellers, each a channel of its tenant, through one
 callback URL: any of the app's channels receives a notification and hands it to the channel
 of the seller it names.
+
+It also holds the *Authorize* button of the platforms whose sellers authorize the app in the
+browser (OAuth authorization code: Mercado Livre, and Shopee through its own hooks): see
+:meth:`McpChannel.action_authorize`.
 """
 
 import logging
@@ -56,6 +60,11 @@ class McpChannel(models.Model):
 
     channel_type = fields.Selection(
         selection_add=[("mercadolivre", "Mercado Livre")], ondelete={"mercadolivre": "cascade"}
+    )
+    mercadolivre_auth_base_url = fields.Char(
+        string="Authorization Host",
+        help="Empty for the site's own authorization page (auth.mercadolivre.com.br for "
+        "Brazil); another host only for a test double.",
     )
     mercadolivre_site_id = fields.Selection(
         SITES,
@@ -344,6 +353,32 @@ class McpChannel(models.Model):
                 )
             )
         return self.env._("Seller %(nickname)s (%(user)s)", nickname=nickname or "?", user=user_id)
+
+    def _authorization_request_mercadolivre(self, redirect_uri, state):
+        """The seller's country site's authorization page, with PKCE (S256)."""
+        verifier, challenge = ml.pkce_pair()
+        auth_base = self.mercadolivre_auth_base_url or ml.AUTH_BASE_URLS.get(
+            self.mercadolivre_site_id, ml.AUTH_BASE_URL
+        )
+        url = ml.authorization_url(
+            self.sudo().access_credential_id.client_id,
+            redirect_uri,
+            state,
+            challenge,
+            auth_base=auth_base,
+        )
+        return url, {"code_verifier": verifier}
+
+    def _authorization_tokens_mercadolivre(self, params, kept):
+        values = self.sudo().access_credential_id._get_secret_values()
+        tokens = self._mercadolivre_client().exchange_code(
+            values["client_id"],
+            values["client_secret"],
+            params["code"],
+            self.authorization_redirect_url,
+            kept.get("code_verifier"),
+        )
+        return tokens.user_id, tokens
 
     # tools --------------------------------------------------------------------------------------
     def _mercadolivre_run_tool(self, name, arguments):

@@ -3,11 +3,13 @@
 
 The protocol is ``services/channel_shopee.py``; this file wires it to the channel: the push
 URL (signature, acknowledgement, the job), replies through ``send_message``, the token renewal
-of the ``shopee`` OAuth provider, the *Test* call and the agents' tools.
+of the ``shopee`` OAuth provider, the *Authorize* button's hooks (the button itself is shared:
+see ``mcp_channel_mercadolivre.py``), the *Test* call and the agents' tools.
 """
 
 import logging
 from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 from odoo import fields, models
 from odoo.tools import format_datetime
@@ -255,6 +257,25 @@ class McpChannel(models.Model):
             name = attachment.get("name")
             lines.append(f"{name}: {attachment['url']}" if name else attachment["url"])
         return "\n".join(line for line in lines if line.strip())
+
+    # authorization in the browser -------------------------------------------------------------
+    def _authorization_request_shopee(self, redirect_uri, state):
+        """Shopee's authorization page takes no state: it comes back in the redirect URL, to
+        which Shopee adds ``code`` and ``shop_id``."""
+        redirect = f"{redirect_uri}?{urlencode({'state': state})}"
+        return self._shopee_client().authorization_url(redirect), {}
+
+    def _authorization_tokens_shopee(self, params, kept):
+        shop_id = (params.get("shop_id") or "").strip()
+        if not shop_id.isdigit():
+            raise ChannelSendError(
+                self.env._(
+                    "Shopee sent back no shop ID (a main account was authorized?): authorize "
+                    "the app for the shop itself."
+                )
+            )
+        tokens = self._shopee_client().get_token(params["code"], shop_id)
+        return tokens.shop_id, tokens
 
     # test and tools ---------------------------------------------------------------------------
     def _test_shopee(self):

@@ -40,10 +40,13 @@ Reads for the Test button and the agents' tools (:func:`tool_descriptors`): ``GE
 (:func:`parse_me`), an order and its shipment (:func:`order_summary`), the open questions
 (:func:`parse_unanswered_questions`).
 
-There is no reply window besides the blocked conversation. Tokens: :func:`refresh_request`
-and :func:`parse_token_response` (access token 6 h; the refresh token is single use: save the
-new one atomically, one refresh at a time per seller); ``invalid_grant`` raises
-:class:`ReauthorizationRequired`. Every failed call raises
+There is no reply window besides the blocked conversation. Authorization: the seller allows
+the app on :func:`authorization_url` (the site's host in :data:`AUTH_BASE_URLS`, PKCE from
+:func:`pkce_pair`), then :meth:`MercadoLivreClient.exchange_code` gives the first tokens and
+the seller's id (a refused code is a permanent error about the code). Tokens:
+:func:`refresh_request` and :func:`parse_token_response` (access token 6 h; the refresh token
+is single use: save the new one atomically, one refresh at a time per seller);
+``invalid_grant`` raises :class:`ReauthorizationRequired`. Every failed call raises
 :class:`.channels.ChannelSendError` (retryable for 408, 429, 5xx, Mercado Livre's rate-limit
 error codes, timeouts and connection errors); reasons never carry tokens or secrets.
 """
@@ -74,8 +77,19 @@ from .channels import (
 )
 
 API_BASE_URL = "https://api.mercadolibre.com"
-# Brazil's; each country has its own authorization host (auth.mercadolibre.com.ar, ...)
+# Brazil's; each country has its own authorization host, where its sellers log in
 AUTH_BASE_URL = "https://auth.mercadolivre.com.br"
+AUTH_BASE_URLS = MappingProxyType(
+    {
+        "MLB": AUTH_BASE_URL,
+        "MLA": "https://auth.mercadolibre.com.ar",
+        "MLM": "https://auth.mercadolibre.com.mx",
+        "MLC": "https://auth.mercadolibre.cl",
+        "MCO": "https://auth.mercadolibre.com.co",
+        "MLU": "https://auth.mercadolibre.com.uy",
+        "MPE": "https://auth.mercadolibre.com.pe",
+    }
+)
 # (connect, read) seconds
 REQUEST_TIMEOUT = (3.05, 15)
 ANSWER_MAX_LENGTH = 2000
@@ -1080,8 +1094,21 @@ class MercadoLivreClient:
         return parse_token_response(payload, now)
 
     def exchange_code(self, client_id, client_secret, code, redirect_uri, code_verifier=None):
+        """The seller's first :class:`TokenSet` (``user_id`` = the seller who authorized).
+
+        :raise ChannelSendError: permanent when Mercado Livre refuses the code
+        """
         request = code_request(client_id, client_secret, code, redirect_uri, code_verifier)
-        return parse_token_response(self.call(request))
+        try:
+            payload = self.call(request)
+        except ReauthorizationRequired as error:
+            # invalid_grant here is about the code, not a refresh token
+            raise ChannelSendError(
+                "Mercado Livre refused the authorization code (invalid_grant): it expired, was "
+                "already used, or was issued for another redirect URI or PKCE verifier.",
+                status=error.status,
+            ) from None
+        return parse_token_response(payload)
 
 
 # tools for the agents -------------------------------------------------------------------------

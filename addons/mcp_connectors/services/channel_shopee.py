@@ -452,9 +452,20 @@ class ShopeeClient:
         return sent
 
     def get_token(self, code, shop_id):
-        """Exchange an authorization code for the shop's first :class:`ShopeeTokens`."""
+        """Exchange an authorization code for the shop's first :class:`ShopeeTokens`.
+
+        :raise ChannelSendError: permanent when Shopee refuses the code
+        """
         body = {"code": code, "shop_id": _user_id(shop_id), "partner_id": self.partner_id}
-        return self._tokens(TOKEN_GET_PATH, body, shop_id)
+        try:
+            return self._tokens(TOKEN_GET_PATH, body, shop_id)
+        except ReauthorizationRequired as error:
+            # an authorization error here is about the code, not a lapsed authorization
+            raise ChannelSendError(
+                "Shopee refused the authorization code: it expired (codes last 10 minutes), "
+                "was already used, or was given for another shop.",
+                status=error.status,
+            ) from None
 
     def refresh_access_token(self, refresh_token, shop_id):
         """New :class:`ShopeeTokens` (the given refresh token is used up by this call)."""

@@ -9,19 +9,26 @@ the messaging agent in MLB/MLC and the buyer elsewhere, blocked conversations re
 single-use refresh tokens (reuse → ``invalid_grant``). It records every request and can be
 told to answer the next one(s) with an error, a ``Retry-After`` or no answer at all.
 
+It also plays the authorization page (``GET /authorization``): the seller ``consenting_seller``
+allows the app at once, and the browser is redirected to the ``redirect_uri`` with a
+single-use code and the ``state``; the code is bound to that redirect URI and to the PKCE
+challenge, which the token call must match with its ``code_verifier`` (S256).
+
 Its starting data are the fixtures: seller 123456789 (MLB), question 5036111111 from buyer
 987654321, pack 2000000089077943 (an order without pack, so its id is the order id) with the
 buyer's message sent through agent 3037675074.
 """
 
+import base64
 import copy
+import hashlib
 import json
 import re
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import jsonschema
 
@@ -90,8 +97,10 @@ class FakeMercadoLivre(LoopbackServer):
         # access token → seller; refresh token → seller (a refresh token works once)
         self.access_tokens = {self.access_token: self.seller_id}
         self.refresh_tokens = {self.refresh_token: self.seller_id}
-        # authorization code → (seller, redirect_uri); a code works once
+        # authorization code → (seller, redirect_uri, PKCE challenge); a code works once
         self.codes = {}
+        # who logs in and allows the app on the authorization page
+        self.consenting_seller = self.seller_id
         self.questions = {str(question["id"]): question}
         self.messages = {}
         self.packs = {}
@@ -195,9 +204,9 @@ class FakeMercadoLivre(LoopbackServer):
         body.update(changes)
         return body
 
-    def issue_code(self, redirect_uri, seller_id=None):
+    def issue_code(self, redirect_uri, seller_id=None, code_challenge=None):
         code = f"TG-{uuid.uuid4().hex}-{seller_id or self.seller_id}"
-        self.codes[code] = (str(seller_id or self.seller_id), redirect_uri)
+        self.codes[code] = (str(seller_id or self.seller_id), redirect_uri, code_challenge)
         return code
 
     # faults -----------------------------------------------------------------------------------
@@ -221,6 +230,8 @@ class FakeMercadoLivre(LoopbackServer):
     def _route(self, method, path, query, headers, body):
         if method == "POST" and path == "/oauth/token":
             return self._token(headers, body)
+        if method == "GET" and path == "/authorization":
+            return self._authorization_page(query)
         if "access_token" in query:
             return _error(400, "bad_request", "access_token is not accepted in the query")
         seller = self.access_tokens.get(_bearer(headers))
@@ -403,6 +414,18 @@ class FakeMercadoLivre(LoopbackServer):
         }
 
     # OAuth ------------------------------------------------------------------------------------
+    def _authorization_page(self, query):
+        """The seller allows the app: 302 to the redirect URI with the code and the state."""
+        if query.get("response_type") != "code" or query.get("client_id") != self.app_id:
+            return _error(400, "invalid_request", "response_type=code and our client_id needed")
+        challenge = query.get("code_challenge")
+        if challenge and query.get("code_challenge_method") != "S256":
+            return _error(400, "invalid_request", "code_challenge_method must be S256")
+        redirect_uri = query.get("redirect_uri") or ""
+        code = self.issue_code(redirect_uri, self.consenting_seller, challenge)
+        back = {"code": code, **({"state": query["state"]} if "state" in query else {})}
+        return 302, None, {"Location": f"{redirect_uri}?{urlencode(back)}"}
+
     def _token(self, headers, body):
         if not headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             return _error(400, "invalid_request", "form-urlencoded body expected")
@@ -413,8 +436,10 @@ class FakeMercadoLivre(LoopbackServer):
         if grant == "refresh_token":
             seller = self.refresh_tokens.pop(form.get("refresh_token"), None)
         elif grant == "authorization_code":
-            seller, redirect_uri = self.codes.pop(form.get("code"), (None, None))
-            if seller and form.get("redirect_uri") != redirect_uri:
+            seller, redirect_uri, challenge = self.codes.pop(form.get("code"), (None, None, None))
+            if form.get("redirect_uri") != redirect_uri or not _pkce_matches(
+                challenge, form.get("code_verifier")
+            ):
                 seller = None
         else:
             return _error(400, "unsupported_grant_type", "unsupported grant_type")
@@ -452,14 +477,24 @@ class FakeMercadoLivre(LoopbackServer):
         if injected:
             return Answer(injected.status, injected.payload, injected.headers, injected.hold)
         with self._lock:
-            status, payload = self._route(
+            status, payload, *headers = self._route(
                 received.method, received.path, received.query, received.headers, received.body
             )
-        return Answer(status, payload)
+        return Answer(status, payload, *headers)
 
 
 def buyer_id_of(question):
     return str(question["from"]["id"])
+
+
+def _pkce_matches(challenge, verifier):
+    """A code issued with a challenge needs the verifier whose S256 digest it is."""
+    if challenge is None:
+        return True
+    if not verifier:
+        return False
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii") == challenge
 
 
 def _bearer(headers):

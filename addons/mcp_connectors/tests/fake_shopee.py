@@ -14,6 +14,10 @@ forced (:meth:`FakeShopee.fail_next`: 429, 5xx, any error envelope, or no answer
 Refreshes can be held at a gate (:meth:`FakeShopee.hold_refreshes`) so that a test decides
 when the first one finishes, whatever the other workers do meanwhile.
 
+It also plays the authorization page (``GET /api/v2/shop/auth_partner``, signed as a public
+API): the seller of ``consenting_shop`` authorizes the app at once, and the browser is
+redirected to ``redirect`` with a single-use ``code`` and the ``shop_id`` added to its query.
+
 The answers for a used or unknown refresh token (``error_auth``) and for a bad sign
 (``error_sign``) are representative: the exact Shopee texts are not documented.
 """
@@ -26,7 +30,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import jsonschema
 
@@ -39,6 +43,7 @@ TOKEN_REFRESH_PATH = "/api/v2/auth/access_token/get"
 GET_MESSAGE_PATH = "/api/v2/sellerchat/get_message"
 UNREAD_COUNT_PATH = "/api/v2/sellerchat/get_unread_conversation_count"
 SHOP_INFO_PATH = "/api/v2/shop/get_shop_info"
+AUTH_PARTNER_PATH = "/api/v2/shop/auth_partner"
 TIMESTAMP_VALIDITY = 300
 ACCESS_TOKEN_LIFETIME = 14400
 PARTNER_ID = 2001887
@@ -120,6 +125,8 @@ class FakeShopee(LoopbackServer):
         self._refresh_gate = None
         self._answers = []
         self._codes = {}
+        # whose seller authorizes the app on the authorization page
+        self.consenting_shop = SHOP_ID
         self._access_tokens = {}
         self._refresh_tokens = {}
         self._lock = threading.Lock()
@@ -191,7 +198,23 @@ class FakeShopee(LoopbackServer):
         self._refresh_tokens[refresh_token] = (shop_id, None)
         return access_token, refresh_token
 
+    def _authorization_page(self, received):
+        """The seller authorizes the app: 302 to ``redirect`` with the code and the shop."""
+        try:
+            with self._lock:
+                self._check_sign(received, shop_api=False)
+        except ShopeeError as error:
+            return Answer(200, {"error": error.error, "message": error.message})
+        redirect = received.query.get("redirect") or ""
+        back = urlencode(
+            {"code": self.authorize(self.consenting_shop), "shop_id": self.consenting_shop}
+        )
+        separator = "&" if "?" in redirect else "?"
+        return Answer(302, None, {"Location": f"{redirect}{separator}{back}"})
+
     def _answer(self, received):
+        if (received.method, received.path) == ("GET", AUTH_PARTNER_PATH):
+            return self._authorization_page(received)
         routes = {
             ("POST", SEND_MESSAGE_PATH): (True, SEND_MESSAGE_SCHEMA, self._send_message),
             ("POST", TOKEN_GET_PATH): (False, TOKEN_GET_SCHEMA, self._token_get),

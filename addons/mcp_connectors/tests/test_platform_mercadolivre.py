@@ -3,15 +3,22 @@
 URL (acknowledgement, refusals, one job per notification), the delivery job (reads, skips,
 retries), replies (limits, blocked conversations, rate limits, partial sends), tokens
 (single-use refresh tokens, a revoked authorization's alert), the Test button, the agents'
-tools and the recovery of missed notifications. The hub's side is the Chatwoot bridge's
-end-to-end test."""
+tools, the recovery of missed notifications, and the *Authorize* button (the seller's
+authorization in the browser, with PKCE, and every way its return can be refused). The hub's
+side is the Chatwoot bridge's end-to-end test."""
 
+import base64
+import hashlib
 import json
+import logging
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import requests
 
 from odoo import fields
-from odoo.exceptions import UserError
-from odoo.tests import HttpCase, tagged
+from odoo.exceptions import AccessError, UserError
+from odoo.tests import HttpCase, new_test_user, tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.queue_job.exception import RetryableJobError
@@ -30,10 +37,13 @@ QUESTION_ID = "5036111111"
 PACK_ID = "2000000089077943"
 QUIET = (
     CONTROLLER_LOGGER,
+    "odoo.http",
     "odoo.addons.mcp_connectors.models.mcp_channel",
     "odoo.addons.mcp_connectors.models.mcp_channel_mercadolivre",
+    "odoo.addons.mcp_connectors.models.mcp_channel_authorization",
     "odoo.addons.mcp_integrator.models.mcp_credential",
 )
+AUTHORIZATION_LOGGER = "odoo.addons.mcp_connectors.models.mcp_channel_authorization"
 
 
 class MercadoLivreCase(McpChannelCase):
@@ -473,3 +483,217 @@ class TestMercadoLivreChannel(MercadoLivreCase):
         with mute_logger(*QUIET):
             self.assertEqual(self.env["mcp.channel"]._cron_mercadolivre_missed_feeds(), 0)
         self.assertEqual(len(self.delivery_jobs()), 1)
+
+
+@tagged("post_install", "-at_install")
+class TestMercadoLivreAuthorize(MercadoLivreCase, HttpCase):
+    """The manager clicks *Authorize*, the seller allows the app on the fake's authorization
+    page, the browser comes back to Odoo logged in as the manager."""
+
+    registry_test_mode = False  # McpIntegratorCase puts the registry in test mode itself
+
+    def setUp(self):
+        super().setUp()
+        self.ml.mercadolivre_auth_base_url = self.fake.url
+        self.authenticate(self.manager.login, self.manager.login)
+
+    def click_authorize(self, user=None):
+        action = self.ml.with_user(user or self.manager).action_authorize()
+        self.assertEqual((action["type"], action["target"]), ("ir.actions.act_url", "self"))
+        return action["url"]
+
+    def consent(self, url):
+        """The seller on Mercado Livre's page: where the browser is sent back (path and
+        query, on this test's server)."""
+        back = requests.get(url, allow_redirects=False, timeout=10)
+        self.assertEqual(back.status_code, 302)
+        location = urlsplit(back.headers["Location"])
+        return f"{location.path}?{location.query}"
+
+    def come_back(self, path):
+        with mute_logger(*QUIET):
+            response = self.url_open(path, allow_redirects=False, timeout=30)
+        self.env.invalidate_all()
+        return response
+
+    def stored_tokens(self):
+        values = self.oauth._get_secret_values()
+        return values["access_token"], values["refresh_token"]
+
+    def assertRefused(self, response, words, before):
+        """A failure page with ``words``; the credential and the fake's tokens as they were."""
+        self.assertEqual(response.status_code, 400)
+        self.assertIn(words, response.text)
+        self.assertIn(f"/odoo/mcp.channel/{self.ml.id}", response.text)
+        self.assertEqual(self.stored_tokens(), before)
+        self.assertFalse(self.ml.authorization_pending, "the authorization is spent")
+
+    def test_the_button_opens_the_sites_page_with_pkce_and_keeps_the_verifier(self):
+        url = urlsplit(self.click_authorize())
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        self.assertEqual(f"{url.scheme}://{url.netloc}{url.path}", f"{self.fake.url}/authorization")
+        self.assertEqual(
+            self.ml.authorization_redirect_url,
+            f"{self.ml.get_base_url()}/mcp/channel/oauth/{self.ml.inbound_token}",
+        )
+        self.assertEqual(
+            (query["response_type"], query["client_id"], query["redirect_uri"]),
+            ("code", APP_ID, self.ml.authorization_redirect_url),
+        )
+        self.assertEqual(query["code_challenge_method"], "S256")
+        pending = self.ml.authorization_pending
+        digest = hashlib.sha256(pending["code_verifier"].encode()).digest()
+        self.assertEqual(
+            query["code_challenge"], base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        )
+        # the server keeps a digest of the state, never the state itself
+        self.assertNotIn(query["state"], json.dumps(pending))
+        self.assertEqual(pending["user_id"], self.manager.id)
+        self.ml.mercadolivre_auth_base_url = False
+        self.assertTrue(self.click_authorize().startswith("https://auth.mercadolivre.com.br/"))
+        self.ml.mercadolivre_site_id = "MLA"
+        self.assertTrue(self.click_authorize().startswith("https://auth.mercadolibre.com.ar/"))
+
+    def test_the_seller_authorizes_and_the_tokens_are_stored(self):
+        with mute_logger(*QUIET):
+            self.ml._alert_reauthorization("Mercado Livre refused the refresh token")
+        # a credential set up for another renewal than Mercado Livre's is set right
+        self.oauth.write(
+            {
+                "reauthorization_needed": True,
+                "oauth_provider": "generic",
+                "token_url": "https://example.test/oauth/token",
+            }
+        )
+        # logging.INFO: Odoo names another level "INFO" too
+        with self.assertLogs(AUTHORIZATION_LOGGER, logging.INFO) as logs:
+            back = self.consent(self.click_authorize())
+            with mute_logger(CONTROLLER_LOGGER, "odoo.http"):
+                response = self.url_open(back, allow_redirects=False, timeout=30)
+        self.env.invalidate_all()
+        self.assertEqual(response.status_code, 303)
+        self.assertTrue(response.headers["Location"].endswith(f"/odoo/mcp.channel/{self.ml.id}"))
+        [exchange] = self.fake.requests_to("POST", "/oauth/token")
+        form = exchange.form()
+        self.assertEqual(form["grant_type"], "authorization_code")
+        self.assertEqual(form["redirect_uri"], self.ml.authorization_redirect_url)
+        self.assertTrue(form["code_verifier"])
+        access_token, refresh_token = self.stored_tokens()
+        self.assertEqual(self.fake.access_tokens[access_token], SELLER)
+        self.assertEqual(self.fake.refresh_tokens[refresh_token], SELLER)
+        self.assertAlmostEqual(
+            self.oauth.expires_at,
+            fields.Datetime.now() + timedelta(hours=6),
+            delta=timedelta(minutes=5),
+        )
+        self.assertEqual(self.oauth.oauth_provider, "mercadolivre")
+        self.assertFalse(self.oauth.reauthorization_needed)
+        self.assertFalse(self.ml.reauthorization_needed)
+        self.assertFalse(self.ml.activity_ids, "the re-authorize to-do is done")
+        self.assertFalse(self.ml.authorization_pending)
+        self.assertIn("authorization stored by", self.ml.message_ids[0].body)
+        logged = "\n".join(logs.output)
+        self.assertIn("authorization of account 123456789 stored", logged)
+        for secret in (form["code"], form["code_verifier"], access_token, refresh_token):
+            self.assertNotIn(secret, logged)
+        # the new tokens work
+        self.assertIn(
+            "LOJA_TESTE", self.ml.with_user(self.manager).action_test()["params"]["message"]
+        )
+        # the same return again: the state served once
+        self.assertRefused(self.come_back(back), "already used", (access_token, refresh_token))
+
+    def test_an_empty_account_id_is_filled_by_the_authorization(self):
+        self.ml.account_ref = False
+        self.assertEqual(self.come_back(self.consent(self.click_authorize())).status_code, 303)
+        self.assertEqual(self.ml.account_ref, SELLER)
+
+    def test_another_sellers_authorization_is_refused(self):
+        before = self.stored_tokens()
+        self.fake.consenting_seller = "555000111"
+        response = self.come_back(self.consent(self.click_authorize()))
+        self.assertRefused(response, "Account 555000111 authorized the app", before)
+        self.assertEqual(self.ml.account_ref, SELLER)
+
+    def test_an_account_another_channel_receives_is_refused(self):
+        self.ml.account_ref = False
+        self.ml.flush_recordset()
+        self.make_channel(
+            name="Outra loja",
+            channel_type="mercadolivre",
+            signing_credential_id=False,
+            reply_url=False,
+            access_credential_id=self.ml_credential(client_id="777").id,
+            account_ref=SELLER,
+        )
+        before = self.stored_tokens()
+        response = self.come_back(self.consent(self.click_authorize()))
+        self.assertRefused(response, "already received by channel Outra loja", before)
+        self.assertFalse(self.ml.account_ref)
+
+    def test_an_expired_state_is_refused_before_the_code_is_spent(self):
+        before = self.stored_tokens()
+        back = self.consent(self.click_authorize())
+        self.ml.authorization_pending = dict(self.ml.authorization_pending, expires=0)
+        self.assertRefused(self.come_back(back), "expired", before)
+        self.assertFalse(self.fake.requests_to("POST", "/oauth/token"))
+
+    def test_another_users_return_is_refused(self):
+        other = new_test_user(
+            self.env,
+            login=f"mcp_conn_manager2_{self.tenant.account_id}",
+            groups="base.group_user,mcp_integrator.group_mcp_manager",
+        )
+        before = self.stored_tokens()
+        back = self.consent(self.click_authorize())
+        self.authenticate(other.login, other.login)
+        self.assertRefused(self.come_back(back), "started by another user", before)
+        self.assertFalse(self.fake.requests_to("POST", "/oauth/token"))
+
+    def test_a_forged_or_replaced_state_is_refused(self):
+        before = self.stored_tokens()
+        first = self.consent(self.click_authorize())
+        self.click_authorize()  # a newer authorization replaces the first
+        self.assertRefused(self.come_back(first), "replaced by a newer one", before)
+        self.click_authorize()
+        forged = first.replace("state=", "state=x")
+        self.assertRefused(self.come_back(forged), "unknown", before)
+
+    def test_mercado_livre_refusing_the_code_or_the_seller_declining_stores_nothing(self):
+        before = self.stored_tokens()
+        back = self.consent(self.click_authorize())
+        self.fake.inject(
+            400, fixture("mercadolivre_oauth_error_invalid_grant.json"), path="/oauth/token"
+        )
+        self.assertRefused(self.come_back(back), "Mercado Livre refused the authorization", before)
+        url = urlsplit(self.click_authorize())
+        state = parse_qs(url.query)["state"][0]
+        declined = f"/mcp/channel/oauth/{self.ml.inbound_token}?error=access_denied&state={state}"
+        self.assertRefused(self.come_back(declined), "did not authorize the app", before)
+
+    def test_the_button_needs_the_apps_secret_and_a_manager(self):
+        self.oauth.action_clear_secrets()
+        self.assertFalse(self.ml.authorization_ready)
+        with self.assertRaisesRegex(UserError, "client ID and secret"):
+            self.ml.with_user(self.manager).action_authorize()
+        with self.assertRaises(AccessError):
+            self.ml.with_user(self.user).action_authorize()
+        self.assertEqual(self.come_back("/mcp/channel/oauth/unknown-token").status_code, 404)
+
+    def test_the_pending_authorization_is_secret_like_metas_verify_token(self):
+        self.assertLessEqual(
+            {"inbound_token", "meta_verify_token", "authorization_pending"},
+            set(self.env["mcp.channel"]._mcp_secret_fields),
+        )
+        meta = self.make_channel(name="WhatsApp", channel_type="whatsapp", reply_url=False)
+        meta.meta_verify_token = "verify-0123456789"
+        url = urlsplit(self.click_authorize())
+        state = parse_qs(url.query)["state"][0]
+        verifier = self.ml.authorization_pending["code_verifier"]
+        audited = " ".join(self.audit_rows(operation="config.write").mapped("arguments"))
+        self.assertIn("meta_verify_token", audited)
+        self.assertIn("authorization_pending", audited)
+        for secret in ("verify-0123456789", verifier, state):
+            self.assertNotIn(secret, audited)
+        with self.assertRaises(AccessError):
+            self.ml.with_user(self.user).authorization_pending  # noqa: B018

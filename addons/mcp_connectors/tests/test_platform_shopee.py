@@ -3,13 +3,17 @@
 with the reference vector, acknowledgement, deduplication), the delivery job (buyer messages,
 the shop's own messages, other pushes, unknown shops, authorization alerts), replies (split,
 rate limits, a token renewed once, a lapsed authorization), the *Test* button, the MCP tools,
-and two workers renewing one single-use refresh token at once."""
+two workers renewing one single-use refresh token at once, and the *Authorize* button (the
+seller authorizes the shop on the fake's page; the code comes back with the shop id)."""
 
 import json
 import threading
 from datetime import timedelta
 from pathlib import Path
 from unittest.mock import patch
+from urllib.parse import parse_qs, urlsplit
+
+import requests
 
 from odoo import SUPERUSER_ID, api, fields
 from odoo.modules.registry import DummyRLock, Registry
@@ -418,6 +422,104 @@ class TestShopeeReplies(ShopeeChannelCase):
 
 
 @tagged("post_install", "-at_install")
+@tagged("post_install", "-at_install")
+class TestShopeeAuthorize(ShopeeChannelCase, HttpCase):
+    """The manager clicks *Authorize*, the seller authorizes the shop on the fake's page, the
+    browser comes back to Odoo logged in as the manager (the state's checks are the Mercado
+    Livre tests')."""
+
+    registry_test_mode = False  # McpIntegratorCase puts the registry in test mode itself
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(setattr, self.shopee, "consenting_shop", SHOP_ID)
+        self.authenticate(self.manager.login, self.manager.login)
+
+    def click_authorize(self):
+        return self.channel.with_user(self.manager).action_authorize()["url"]
+
+    def consent(self, url):
+        back = requests.get(url, allow_redirects=False, timeout=10)
+        self.assertEqual(back.status_code, 302)
+        location = urlsplit(back.headers["Location"])
+        return f"{location.path}?{location.query}"
+
+    def come_back(self, path):
+        with mute_logger(*QUIET, CHANNEL_LOGGER):
+            response = self.url_open(path, allow_redirects=False, timeout=30)
+        self.env.invalidate_all()
+        return response
+
+    def assertRefused(self, response, words, before):
+        self.assertEqual(response.status_code, 400)
+        self.assertIn(words, response.text)
+        self.assertEqual(self.access_token(), before)
+        self.assertFalse(self.channel.authorization_pending)
+
+    def test_the_button_opens_the_signed_authorization_page_with_the_state_in_the_redirect(self):
+        url = urlsplit(self.click_authorize())
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        self.assertEqual(
+            f"{url.scheme}://{url.netloc}{url.path}", self.shopee.url + shopee.AUTH_PARTNER_PATH
+        )
+        self.assertEqual(
+            query["sign"],
+            shopee.api_sign(
+                self.shopee.partner_key,
+                self.shopee.partner_id,
+                shopee.AUTH_PARTNER_PATH,
+                int(query["timestamp"]),
+            ),
+        )
+        redirect = urlsplit(query["redirect"])
+        self.assertEqual(
+            f"{redirect.scheme}://{redirect.netloc}{redirect.path}",
+            self.channel.authorization_redirect_url,
+        )
+        state = parse_qs(redirect.query)["state"][0]
+        self.assertNotIn(state, json.dumps(self.channel.authorization_pending))
+
+    def test_the_seller_authorizes_the_shop_and_the_tokens_are_stored(self):
+        with mute_logger(CHANNEL_LOGGER):
+            self.channel._alert_reauthorization("The seller cancelled the authorization")
+        self.channel.access_credential_id.reauthorization_needed = True
+        response = self.come_back(self.consent(self.click_authorize()))
+        self.assertEqual(response.status_code, 303)
+        self.assertTrue(
+            response.headers["Location"].endswith(f"/odoo/mcp.channel/{self.channel.id}")
+        )
+        [exchange] = [r for r in self.shopee.requests if r.path == shopee.TOKEN_GET_PATH]
+        self.assertEqual(exchange.json()["shop_id"], SHOP_ID)
+        self.assertFalse(self.channel.reauthorization_needed)
+        self.assertFalse(self.channel.access_credential_id.reauthorization_needed)
+        self.assertAlmostEqual(
+            self.channel.access_credential_id.expires_at,
+            fields.Datetime.now() + timedelta(hours=4),
+            delta=timedelta(minutes=5),
+        )
+        action = self.channel.with_user(self.manager).action_test()
+        self.assertEqual(action["params"]["type"], "success")
+        self.assertEqual(self.shopee.requests[-1].query["access_token"], self.access_token())
+
+    def test_another_shops_authorization_is_refused(self):
+        before = self.access_token()
+        self.shopee.consenting_shop = 111222333
+        response = self.come_back(self.consent(self.click_authorize()))
+        self.assertRefused(response, "Account 111222333 authorized the app", before)
+
+    def test_shopee_refusing_the_code_stores_nothing(self):
+        before = self.access_token()
+        back = self.consent(self.click_authorize())
+        self.shopee.fail_next(error="error_auth", message="Invalid code.")
+        self.assertRefused(self.come_back(back), "Shopee refused the authorization", before)
+
+    def test_a_main_account_authorization_is_refused(self):
+        before = self.access_token()
+        back = self.consent(self.click_authorize())
+        main_account = back.replace(f"shop_id={SHOP_ID}", "main_account_id=5501")
+        self.assertRefused(self.come_back(main_account), "no shop ID", before)
+
+
 class TestShopeeConcurrentRenewal(TransactionCase):
     """Two workers on their own database connections renew one shop's tokens at the same
     moment: Shopee is called once, and its single-use refresh token is never spent twice.
