@@ -422,7 +422,6 @@ class TestShopeeReplies(ShopeeChannelCase):
 
 
 @tagged("post_install", "-at_install")
-@tagged("post_install", "-at_install")
 class TestShopeeAuthorize(ShopeeChannelCase, HttpCase):
     """The manager clicks *Authorize*, the seller authorizes the shop on the fake's page, the
     browser comes back to Odoo logged in as the manager (the state's checks are the Mercado
@@ -520,6 +519,7 @@ class TestShopeeAuthorize(ShopeeChannelCase, HttpCase):
         self.assertRefused(self.come_back(main_account), "no shop ID", before)
 
 
+@tagged("post_install", "-at_install")
 class TestShopeeConcurrentRenewal(TransactionCase):
     """Two workers on their own database connections renew one shop's tokens at the same
     moment: Shopee is called once, and its single-use refresh token is never spent twice.
