@@ -698,7 +698,7 @@ def test_the_fake_refuses_what_graph_refuses(graph):
     assert "error 100" in error.reason and not error.retryable
     wrong_token = meta.GraphClient("not-the-token", base_url=graph.url)
     error = send_error(wrong_token.mark_read, WA_PHONE_ID, WAMID)
-    assert isinstance(error, meta.ReauthorizationRequired)
+    assert isinstance(error, meta.AccessTokenRejected)
     assert graph.sent == []
 
 
@@ -752,7 +752,8 @@ def test_outside_the_window_is_permanent_with_the_reason(graph):
 def test_revoked_token_asks_for_reauthorization(graph):
     graph.revoke_token()
     error = send_error(client(graph).mark_read, WA_PHONE_ID, WAMID)
-    assert isinstance(error, meta.ReauthorizationRequired)
+    # refused: renewed once by the channel, which alerts when that is refused too
+    assert isinstance(error, meta.AccessTokenRejected)
     assert not error.retryable and "re-authorize" in error.reason
 
 

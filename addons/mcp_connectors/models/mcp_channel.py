@@ -11,7 +11,7 @@ from odoo.addons.mcp_integrator.services import signing
 from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..services import channels
-from ..services.channels import ChannelSendError, ReauthorizationRequired
+from ..services.channels import AccessTokenRejected, ChannelSendError, ReauthorizationRequired
 
 _logger = logging.getLogger(__name__)
 
@@ -533,6 +533,20 @@ class McpChannel(models.Model):
             return credential._get_access_token()
         except UserError as exc:
             return self._renewal_failed(credential, exc)
+
+    def _with_access_token(self, call):
+        """``call(access_token)`` with the channel's token. A token the platform refuses
+        (``AccessTokenRejected``) is renewed once and the call made again; an authorization it
+        refuses for good (``ReauthorizationRequired``) raises the channel's alert."""
+        self.ensure_one()
+        try:
+            try:
+                return call(self._access_token())
+            except AccessTokenRejected:
+                return call(self._renew_access_token())
+        except ReauthorizationRequired as exc:
+            self._alert_reauthorization(exc.reason)
+            raise
 
     def _renew_access_token(self):
         """A new access token now, after the platform refused the current one."""

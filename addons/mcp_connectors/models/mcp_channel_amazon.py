@@ -18,7 +18,6 @@ from odoo.addons.mcp_integrator.services import tool_calls
 
 from ..services import channel_amazon
 from ..services.channels import (
-    AccessTokenRejected,
     ChannelSendError,
     InboundAnswer,
     InboundRejected,
@@ -212,10 +211,7 @@ class McpChannel(models.Model):
         """``call(client, access_token)`` with the channel's access token; a token SP-API
         refuses is renewed once and the call made once more."""
         client = self._amazon_client()
-        try:
-            return call(client, self._access_token())
-        except AccessTokenRejected:
-            return call(client, self._renew_access_token())
+        return self._with_access_token(lambda token: call(client, token))
 
     def _amazon_messaging_actions(self, order_id):
         marketplace = self.amazon_marketplace_id

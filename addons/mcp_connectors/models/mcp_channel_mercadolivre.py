@@ -22,7 +22,6 @@ from odoo.addons.queue_job.exception import RetryableJobError
 
 from ..services import channel_mercadolivre as ml
 from ..services.channels import (
-    AccessTokenRejected,
     ChannelSendError,
     InboundAnswer,
     InboundRejected,
@@ -111,12 +110,8 @@ class McpChannel(models.Model):
     def _mercadolivre_call(self, operation):
         """``operation(client, access_token)`` with the seller's token; a token Mercado Livre
         refuses is renewed once and the operation tried once more."""
-        self.ensure_one()
         client = self._mercadolivre_client()
-        try:
-            return operation(client, self._access_token())
-        except AccessTokenRejected:
-            return operation(client, self._renew_access_token())
+        return self._with_access_token(lambda token: operation(client, token))
 
     # inbound ------------------------------------------------------------------------------------
     def _inbound_mercadolivre(self, request):

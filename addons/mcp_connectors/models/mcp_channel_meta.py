@@ -24,7 +24,6 @@ from ..services.channels import (
     InboundAnswer,
     InboundMessage,
     InboundRejected,
-    ReauthorizationRequired,
     SkippedEvent,
 )
 from ..services.odoo_tool_catalog import error_result
@@ -403,18 +402,8 @@ class McpChannel(models.Model):
 
     def _meta_graph(self, call):
         """``call(graph_client)`` with the channel's token; a token Meta refuses (190) is
-        renewed once (Instagram Login) and the call made again, else the channel raises the
-        re-authorize alert."""
-        self.ensure_one()
-        try:
-            try:
-                return call(self._graph_client(self._access_token()))
-            except ReauthorizationRequired:
-                token = self._renew_access_token()
-            return call(self._graph_client(token))
-        except ReauthorizationRequired as exc:
-            self._alert_reauthorization(exc.reason)
-            raise
+        renewed once (Instagram Login; a bearer token cannot be: the channel alerts)."""
+        return self._with_access_token(lambda token: call(self._graph_client(token)))
 
     def _graph_client(self, token):
         return channel_meta.GraphClient(

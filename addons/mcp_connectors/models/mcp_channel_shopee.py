@@ -19,12 +19,10 @@ from odoo.addons.mcp_integrator.services.oauth import OAuthError
 
 from ..services import channel_shopee as shopee
 from ..services.channels import (
-    AccessTokenRejected,
     ChannelSendError,
     InboundAnswer,
     InboundMessage,
     InboundRejected,
-    ReauthorizationRequired,
     SkippedEvent,
 )
 
@@ -120,16 +118,8 @@ class McpChannel(models.Model):
     def _shopee_call(self, operation):
         """``operation(client, access_token)`` with a valid token: a token Shopee refuses is
         renewed once and the operation tried once more; a lapsed authorization alerts."""
-        self.ensure_one()
         client = self._shopee_client()
-        try:
-            try:
-                return operation(client, self._access_token())
-            except AccessTokenRejected:
-                return operation(client, self._renew_access_token())
-        except ReauthorizationRequired as exc:
-            self._alert_reauthorization(exc.reason)
-            raise
+        return self._with_access_token(lambda token: operation(client, token))
 
     # inbound ----------------------------------------------------------------------------------
     def _inbound_shopee(self, request):

@@ -61,6 +61,7 @@ from datetime import datetime, timezone
 import requests
 
 from .channels import (
+    AccessTokenRejected,
     ChannelSendError,
     InboundMessage,
     InboundRejected,
@@ -821,14 +822,18 @@ def refresh_instagram_token(
     :return: see :func:`parse_token`
     :raise ReauthorizationRequired: the token is expired or revoked
     """
-    payload = _call(
-        "GET",
-        f"{base_url.rstrip('/')}/refresh_access_token",
-        timeout,
-        session,
-        access_token,
-        params=instagram_refresh_params(access_token),
-    )
+    try:
+        payload = _call(
+            "GET",
+            f"{base_url.rstrip('/')}/refresh_access_token",
+            timeout,
+            session,
+            access_token,
+            params=instagram_refresh_params(access_token),
+        )
+    except AccessTokenRejected as exc:
+        # the token that renews is the one refused: only a new login helps
+        raise ReauthorizationRequired(exc.reason, status=exc.status) from None
     return parse_token(payload, now)
 
 
@@ -885,7 +890,8 @@ def graph_error(status, headers, payload, secrets=()):
         reason += f": {clean_reason(described, secrets)}"
     reason += "."
     if code == TOKEN_INVALID_CODE:
-        return ReauthorizationRequired(reason, status=status)
+        # invalid, expired or revoked alike: a renewal tells them apart
+        return AccessTokenRejected(reason, status=status)
     rate_limited = code in RATE_LIMIT_WAITS
     if not (
         rate_limited
