@@ -174,13 +174,11 @@ class McpChannel(models.Model):
                     % {"channel": channel.display_name, "length": channels.MAX_URL_LENGTH}
                 )
 
-    @api.constrains("signing_credential_id", "tenant_id")
-    def _check_signing_credential(self):
-        for channel in self:
-            credential = channel.sudo().signing_credential_id
-            if not credential:
-                continue
-            if credential.kind != "hmac":
+    @api.constrains("signing_credential_id", "access_credential_id", "tenant_id")
+    def _check_credentials(self):
+        for channel in self.sudo():
+            signing = channel.signing_credential_id
+            if signing and signing.kind != "hmac":
                 raise ValidationError(
                     self.env._(
                         "Channel %(channel)s: the signing secret must be a credential of kind "
@@ -188,27 +186,16 @@ class McpChannel(models.Model):
                         channel=channel.display_name,
                     )
                 )
-            if credential.tenant_id and credential.tenant_id != channel.tenant_id:
-                raise ValidationError(
-                    self.env._(
-                        "Channel %(channel)s: credential %(credential)s belongs to another tenant.",
-                        channel=channel.display_name,
-                        credential=credential.display_name,
+            for credential in signing | channel.access_credential_id:
+                if credential.tenant_id and credential.tenant_id != channel.tenant_id:
+                    raise ValidationError(
+                        self.env._(
+                            "Channel %(channel)s: credential %(credential)s belongs to another "
+                            "tenant.",
+                            channel=channel.display_name,
+                            credential=credential.display_name,
+                        )
                     )
-                )
-
-    @api.constrains("access_credential_id", "tenant_id")
-    def _check_access_credential(self):
-        for channel in self:
-            credential = channel.sudo().access_credential_id
-            if credential.tenant_id and credential.tenant_id != channel.tenant_id:
-                raise ValidationError(
-                    self.env._(
-                        "Channel %(channel)s: credential %(credential)s belongs to another tenant.",
-                        channel=channel.display_name,
-                        credential=credential.display_name,
-                    )
-                )
 
     @api.model_create_multi
     def create(self, vals_list):

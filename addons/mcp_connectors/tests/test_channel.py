@@ -139,6 +139,9 @@ class TestChannel(McpChannelCase):
         foreign = self.make_credential("s", tenant=other)
         with self.assertRaisesRegex(ValidationError, "another tenant"):
             self.make_channel(signing_credential_id=foreign.id)
+        foreign_token = self.make_credential("t", kind="bearer", tenant=other)
+        with self.assertRaisesRegex(ValidationError, "another tenant"):
+            self.make_channel(access_credential_id=foreign_token.id)
 
     def test_users_read_channels_and_only_managers_change_them(self):
         channel = self.make_channel()
